@@ -1,1 +1,49 @@
-//! placeholder
+//! # pathway-rules
+//!
+//! The rule language, rule-set loading and validation, and evaluation of one patient
+//! [`Profile`](pathway_core::Profile) against a [`RuleSet`].
+//!
+//! A rule set is a TOML file an informaticist can read and edit: the ladder (steps and typed
+//! edges), a fact catalogue, derived facts, cited sources, and rules whose conditions are
+//! written in a small language (`egfr < 60 or renal-impairment`). Loading reports every
+//! problem at once with file, line and column. Evaluation is pure, three-valued (a missing
+//! fact is unknown, never false) and explains every status.
+//!
+//! ```
+//! use pathway_core::{Date, Profile, Sex, Status};
+//! use pathway_rules::RuleSet;
+//!
+//! let rs = RuleSet::ms_spasticity()?;
+//! let woman = Profile::new(Date::constant(2026, 11, 22), 30)
+//!     .with_sex(Sex::Female)
+//!     .with_fact("multiple-sclerosis", true)
+//!     .with_fact("spasticity", true)
+//!     .with_fact("spasticity-distribution", "generalized")
+//!     .with_fact("spasticity-severity", 2)
+//!     .with_fact("functional-impact", true)
+//!     .with_fact("breastfeeding", false);
+//! let rec = rs.evaluate(&woman)?;
+//! // Pregnancy status is not recorded for a woman aged 30: never read as "not pregnant".
+//! let baclofen = rec.step("baclofen").unwrap();
+//! assert_eq!(baclofen.status, Status::Caution);
+//! assert!(baclofen.missing.contains(&"pregnant".to_string()));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+
+mod cond;
+mod error;
+mod eval;
+mod expr;
+mod file;
+mod recommendation;
+mod ruleset;
+mod tri;
+
+pub use error::{Diagnostic, ErrorKind, LoadError, Location, ProfileError, Severity};
+pub use recommendation::{FactUse, Reason, Recommendation, StepResult};
+pub use ruleset::{
+    Absent, Derived, Effect, FactDef, FactKind, IfUnknown, MS_SPASTICITY_TOML, Rule, RuleSet,
+    Source, Stamp,
+};
+pub use tri::Tri;

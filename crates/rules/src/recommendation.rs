@@ -1,0 +1,109 @@
+//! The result of evaluating one patient: a status for every step, with reasons.
+
+use std::sync::Arc;
+
+use pathway_core::{Date, Status, StepId};
+use serde::{Deserialize, Serialize};
+
+use crate::ruleset::{Effect, Stamp};
+
+/// A fact a rule read, with its value and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FactUse {
+    /// The fact: a catalogue fact id, `age`, `sex`, `step:<id>`, `medication:<class>` or
+    /// `hypersensitivity:<step>`.
+    pub fact: String,
+    /// Its value as read (`true`, `25`, `focal`, `not recorded`, `current, partial`).
+    pub value: String,
+    /// The records it came from (`Condition/abc`), when the profile says.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<String>,
+}
+
+/// One rule that applied to a step, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    /// The rule id.
+    pub rule: Arc<str>,
+    /// The rule's effect.
+    pub effect: Effect,
+    /// Whether this rule decided the status (others are listed for context).
+    pub decisive: bool,
+    /// The condition could not be decided because a fact is missing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unknown: bool,
+    /// Plain-language text.
+    pub text: Arc<str>,
+    /// Source keys.
+    pub sources: Vec<Arc<str>>,
+    /// The facts that made the condition come out as it did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub facts: Vec<FactUse>,
+}
+
+/// The answer for one step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepResult {
+    /// The step id.
+    pub step: StepId,
+    /// Its display name.
+    pub name: String,
+    /// Its tier.
+    pub tier: u8,
+    /// The status.
+    pub status: Status,
+    /// The rules behind the status: decisive ones first, then context and notes.
+    pub reasons: Vec<Reason>,
+    /// The ids of the rules in `reasons`, in the same order.
+    pub rules: Vec<Arc<str>>,
+    /// Every source key cited by `reasons`, sorted.
+    pub sources: Vec<Arc<str>>,
+    /// Facts that are not known and could change the status, sorted.
+    pub missing: Vec<String>,
+}
+
+impl StepResult {
+    /// The decisive reasons.
+    pub fn decisive(&self) -> impl Iterator<Item = &Reason> {
+        self.reasons.iter().filter(|r| r.decisive)
+    }
+}
+
+/// What the engine says for one patient: every step of the ladder, in ladder order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recommendation {
+    /// The rule set that produced it.
+    pub ruleset: Stamp,
+    /// The evaluation date.
+    pub date: Date,
+    /// Whether the pathway applies to this patient (R1).
+    pub applicable: bool,
+    /// One result per step, in ladder order.
+    pub steps: Vec<StepResult>,
+    /// Every missing fact of any step, sorted.
+    pub missing: Vec<String>,
+    /// Warnings from whoever built the profile (a FHIR reader); the engine adds none.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+impl Recommendation {
+    /// The result for a step.
+    ///
+    /// ```
+    /// use pathway_core::{Date, Profile, Status};
+    /// let rs = pathway_rules::RuleSet::ms_spasticity().unwrap();
+    /// let rec = rs.evaluate(&Profile::new(Date::constant(2026, 11, 22), 40)).unwrap();
+    /// // No MS recorded: R1 says every step is not-yet.
+    /// assert!(!rec.applicable);
+    /// assert_eq!(rec.step("baclofen").unwrap().status, Status::NotYet);
+    /// ```
+    pub fn step(&self, id: &str) -> Option<&StepResult> {
+        self.steps.iter().find(|s| s.step.as_str() == id)
+    }
+
+    /// The status of a step.
+    pub fn status(&self, id: &str) -> Option<Status> {
+        self.step(id).map(|s| s.status)
+    }
+}

@@ -1,0 +1,1285 @@
+//! A loaded, validated and compiled rule set.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use pathway_core::{EdgeKind, Ladder, LadderError, OutcomeSet, Step, StepId, Transition};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+use crate::cond::{Cond, RESERVED, Scope};
+use crate::error::{Diagnostic, ErrorKind, LoadError};
+use crate::expr;
+use crate::file::{Document, EffectDoc, FactType, UnknownDoc};
+
+/// What a rule does to the status of its steps when its condition holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Effect {
+    /// Absolute contraindication, or an outcome that rules the step out: `excluded`.
+    Exclude,
+    /// A current therapy that works: `continue`.
+    Continue,
+    /// A prerequisite: the step is `not-yet` until the rule's `requires` holds.
+    Gate,
+    /// Relative contraindication or interaction: `caution`.
+    Caution,
+    /// An indication: the step may be offered (it still needs every gate open).
+    Offer,
+    /// Information only; never changes the status.
+    Note,
+}
+
+impl Effect {
+    /// The kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Exclude => "exclude",
+            Effect::Continue => "continue",
+            Effect::Gate => "gate",
+            Effect::Caution => "caution",
+            Effect::Offer => "offer",
+            Effect::Note => "note",
+        }
+    }
+}
+
+/// What a rule does when its condition is unknown because a fact is missing (R21).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IfUnknown {
+    /// The step is at most `caution` and the missing facts are listed (the default for
+    /// exclusions and cautions).
+    Caution,
+    /// No caution; the rule's `unknown-text` is shown as a note and the facts are listed
+    /// as missing (R21d: "check renal function").
+    Note,
+    /// No caution; the facts are still listed as missing (R21e).
+    Ignore,
+    /// The step is `not-yet` and the missing facts are listed (gates, R21b).
+    NotYet,
+    /// The rule simply does not apply (indications, continuations and notes).
+    NoEffect,
+}
+
+/// The type of a catalogue fact.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum FactKind {
+    /// Yes or no.
+    Bool,
+    /// A number, optionally bounded and whole.
+    Number {
+        /// Lowest allowed value.
+        min: Option<f64>,
+        /// Highest allowed value.
+        max: Option<f64>,
+        /// Only whole numbers.
+        integer: bool,
+        /// Unit, for display.
+        unit: Option<String>,
+    },
+    /// One of a list of codes.
+    Code {
+        /// The allowed codes.
+        values: Vec<String>,
+        /// Codes that mean "not known" (`not-done` for a test that has not been done).
+        unknown_values: Vec<String>,
+    },
+}
+
+impl FactKind {
+    /// A word for error messages.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            FactKind::Bool => "yes/no (true or false)",
+            FactKind::Number { .. } => "a number",
+            FactKind::Code { .. } => "a code",
+        }
+    }
+}
+
+/// What a fact that is not recorded means.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Absent {
+    /// Unknown: never read as false (R21).
+    Unknown,
+    /// False: the problem-list convention for comorbidities (R21c).
+    False,
+    /// Unknown when the condition holds (a woman aged 12-55 for pregnancy), false otherwise.
+    UnknownWhen(String),
+}
+
+/// A fact of the rule set's catalogue.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FactDef {
+    /// The fact id.
+    pub id: String,
+    /// Its type.
+    pub kind: FactKind,
+    /// What it means.
+    pub text: String,
+    /// What "not recorded" means.
+    pub absent: Absent,
+}
+
+/// A named condition shared by rules (D1-D9 of the clinical spec).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Derived {
+    /// The name used in conditions.
+    pub id: String,
+    /// The condition, as written.
+    pub condition: String,
+    /// What it means.
+    pub text: String,
+}
+
+/// A cited source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Source {
+    /// The key rules cite.
+    pub key: String,
+    /// The full citation.
+    pub citation: String,
+}
+
+/// One rule of a rule set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rule {
+    pub(crate) id: Arc<str>,
+    pub(crate) effect: Effect,
+    pub(crate) steps: Vec<StepId>,
+    pub(crate) condition: String,
+    pub(crate) if_unknown: IfUnknown,
+    pub(crate) unknown_text: Option<Arc<str>>,
+    pub(crate) text: Arc<str>,
+    pub(crate) sources: Vec<Arc<str>>,
+}
+
+impl Rule {
+    /// The rule id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// The effect.
+    pub fn effect(&self) -> Effect {
+        self.effect
+    }
+    /// The steps the rule applies to, in ladder order.
+    pub fn steps(&self) -> &[StepId] {
+        &self.steps
+    }
+    /// The condition as written (`when`, or `requires` for a gate).
+    pub fn condition(&self) -> &str {
+        &self.condition
+    }
+    /// What the rule does when its condition is unknown.
+    pub fn if_unknown(&self) -> IfUnknown {
+        self.if_unknown
+    }
+    /// The plain-language text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+    /// The cited source keys.
+    pub fn sources(&self) -> impl Iterator<Item = &str> {
+        self.sources.iter().map(|s| &**s)
+    }
+}
+
+/// Identifies the rule set behind a result: id, version and a hash of its content.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Stamp {
+    /// Rule set id.
+    pub id: String,
+    /// Rule set version.
+    pub version: String,
+    /// `sha256:` and the hex SHA-256 of the canonical content (rules sorted by id), so the
+    /// same content gives the same hash whatever the order of rules in the file.
+    pub hash: String,
+}
+
+/// An escalation edge, compiled.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct EdgeC {
+    pub from: u16,
+    pub on: OutcomeSet,
+    pub or_excluded: bool,
+}
+
+/// Everything evaluation needs, indexed.
+#[derive(Debug, Clone)]
+pub(crate) struct Compiled {
+    pub fact_ix: BTreeMap<String, u16>,
+    pub med_ix: BTreeMap<String, u16>,
+    pub derived: Vec<Cond>,
+    pub applicability: Cond,
+    pub absent_when: Vec<Option<Cond>>,
+    /// Per step (ladder order): (rule index, condition compiled for that step).
+    pub step_rules: Vec<Vec<(u16, Cond)>>,
+    pub edges: Vec<EdgeC>,
+    pub incoming: Vec<Vec<u16>>,
+    pub within_tier: Vec<Vec<u16>>,
+    pub adjunct_hosts: Vec<Vec<u16>>,
+    pub tiers: Vec<u8>,
+}
+
+/// A validated, compiled rule set: a ladder, a fact catalogue, derived facts and rules.
+///
+/// Load it once, evaluate many patients with [`RuleSet::evaluate`].
+///
+/// ```
+/// use pathway_rules::RuleSet;
+/// let rs = RuleSet::ms_spasticity().unwrap();
+/// assert_eq!(rs.stamp().id, "ms-spasticity");
+/// assert_eq!(rs.ladder().len(), 15);
+/// assert!(rs.rules().all(|r| r.sources().count() > 0));
+/// ```
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    pub(crate) stamp: Stamp,
+    pub(crate) title: String,
+    pub(crate) ladder: Ladder,
+    pub(crate) sources: BTreeMap<String, Source>,
+    pub(crate) facts: Vec<FactDef>,
+    pub(crate) medications: BTreeMap<String, String>,
+    pub(crate) derived: Vec<Derived>,
+    pub(crate) applicability: Rule,
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) compiled: Compiled,
+    pub(crate) warnings: Vec<Diagnostic>,
+    doc: Document,
+}
+
+/// The shipped MS spasticity rule set, as text.
+pub const MS_SPASTICITY_TOML: &str = include_str!("../../../fixtures/rulesets/ms-spasticity.toml");
+
+impl RuleSet {
+    /// The MS spasticity rule set shipped in `fixtures/rulesets/ms-spasticity.toml`, built in.
+    pub fn ms_spasticity() -> Result<RuleSet, LoadError> {
+        RuleSet::from_toml("fixtures/rulesets/ms-spasticity.toml", MS_SPASTICITY_TOML)
+    }
+
+    /// Reads and loads a rule-set file.
+    ///
+    /// ```
+    /// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/rulesets/ms-spasticity.toml");
+    /// let rs = pathway_rules::RuleSet::load(path).unwrap();
+    /// assert_eq!(rs.stamp().id, "ms-spasticity");
+    /// let err = pathway_rules::RuleSet::load("/no/such/file.toml").unwrap_err();
+    /// assert!(err.to_string().contains("/no/such/file.toml"));
+    /// ```
+    pub fn load(path: impl AsRef<Path>) -> Result<RuleSet, LoadError> {
+        let path = path.as_ref();
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            LoadError::new(
+                &name,
+                vec![Diagnostic::new(ErrorKind::Syntax, format!("cannot read the file: {e}")).locate(&name, "")],
+            )
+        })?;
+        RuleSet::from_toml(&name, &text)
+    }
+
+    /// Loads a rule set from TOML text; `file` names it in diagnostics.
+    ///
+    /// Every problem found is reported at once, with line and column.
+    pub fn from_toml(file: &str, text: &str) -> Result<RuleSet, LoadError> {
+        let doc: Document = toml::from_str(text).map_err(|e| {
+            let mut d = Diagnostic::new(ErrorKind::Syntax, e.message().trim_end());
+            if let Some(span) = e.span() {
+                d = d.at(span);
+            }
+            LoadError::new(file, vec![d.locate(file, text)])
+        })?;
+        Compiler::new(text).compile(doc).map_err(|ds| {
+            LoadError::new(file, ds.into_iter().map(|d| d.locate(file, text)).collect())
+        }).map(|mut rs| {
+            rs.warnings = std::mem::take(&mut rs.warnings)
+                .into_iter()
+                .map(|d| d.locate(file, text))
+                .collect();
+            rs
+        })
+    }
+
+    /// The rule set as TOML text; loading it again gives an equal rule set.
+    ///
+    /// ```
+    /// use pathway_rules::RuleSet;
+    /// let rs = RuleSet::ms_spasticity().unwrap();
+    /// let again = RuleSet::from_toml("again.toml", &rs.to_toml()).unwrap();
+    /// assert_eq!(rs.stamp(), again.stamp());
+    /// ```
+    pub fn to_toml(&self) -> String {
+        toml::to_string(&self.doc).unwrap_or_default()
+    }
+
+    /// Id, version and content hash.
+    pub fn stamp(&self) -> &Stamp {
+        &self.stamp
+    }
+
+    /// The title.
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    /// The ladder.
+    pub fn ladder(&self) -> &Ladder {
+        &self.ladder
+    }
+
+    /// The rules, sorted by id.
+    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter()
+    }
+
+    /// The rule with this id.
+    pub fn rule(&self, id: &str) -> Option<&Rule> {
+        self.rules
+            .binary_search_by(|r| (*r.id).cmp(id))
+            .ok()
+            .and_then(|i| self.rules.get(i))
+    }
+
+    /// The applicability rule (R1): where it does not hold, every step is `not-yet`.
+    pub fn applicability(&self) -> &Rule {
+        &self.applicability
+    }
+
+    /// The fact catalogue, sorted by id.
+    pub fn facts(&self) -> &[FactDef] {
+        &self.facts
+    }
+
+    /// A catalogue fact.
+    pub fn fact(&self, id: &str) -> Option<&FactDef> {
+        self.compiled
+            .fact_ix
+            .get(id)
+            .and_then(|&i| self.facts.get(usize::from(i)))
+    }
+
+    /// Derived facts, sorted by id.
+    pub fn derived(&self) -> &[Derived] {
+        &self.derived
+    }
+
+    /// Declared medication classes with their descriptions.
+    pub fn medications(&self) -> &BTreeMap<String, String> {
+        &self.medications
+    }
+
+    /// Cited sources by key.
+    pub fn sources(&self) -> &BTreeMap<String, Source> {
+        &self.sources
+    }
+
+    /// Warnings found while loading (the rule set is usable).
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
+    }
+}
+
+fn hash(doc: &Document) -> String {
+    let mut canonical = doc.clone();
+    canonical.rules.sort_by(|a, b| a.id.get_ref().cmp(b.id.get_ref()));
+    let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
+    let digest = Sha256::digest(&bytes);
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for b in digest.iter() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+fn valid_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn valid_rule_id(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+}
+
+struct Compiler<'t> {
+    text: &'t str,
+    diags: Vec<Diagnostic>,
+}
+
+/// The catalogue part of a scope, owned.
+struct Names {
+    steps: BTreeMap<String, u16>,
+    facts: BTreeMap<String, u16>,
+    fact_defs: Vec<FactDef>,
+    derived: BTreeMap<String, u16>,
+    meds: BTreeMap<String, u16>,
+    edges: BTreeMap<(u16, u16), u16>,
+}
+
+impl<'t> Compiler<'t> {
+    fn new(text: &'t str) -> Self {
+        Compiler {
+            text,
+            diags: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    /// The byte range, in the file, of `inner` within a string value.
+    fn inner_span(&self, value: &Spanned<String>, inner: Range<usize>) -> Range<usize> {
+        let start = value.span().start;
+        let rest = self.text.get(start..).unwrap_or_default();
+        let mut open = if rest.starts_with("\"\"\"") || rest.starts_with("'''") {
+            3
+        } else {
+            1
+        };
+        if open == 3 && rest.get(3..).is_some_and(|r| r.starts_with('\n')) {
+            open += 1;
+        }
+        (start + open + inner.start)..(start + open + inner.end)
+    }
+
+    /// Parses and resolves a condition; reports and returns `None` on error.
+    fn condition(
+        &mut self,
+        names: &Names,
+        src: &Spanned<String>,
+        step: Option<u16>,
+        owner: &str,
+        field: &str,
+    ) -> Option<Cond> {
+        let ast = match expr::parse(src.get_ref()) {
+            Ok(a) => a,
+            Err(e) => {
+                let span = self.inner_span(src, e.span);
+                self.push(
+                    Diagnostic::new(ErrorKind::Condition, e.message)
+                        .rule(owner)
+                        .field(field)
+                        .at(span),
+                );
+                return None;
+            }
+        };
+        let step_name = step.and_then(|s| {
+            names
+                .steps
+                .iter()
+                .find(|(_, v)| **v == s)
+                .map(|(k, _)| k.as_str())
+        });
+        let steps = |s: &str| names.steps.get(s).copied();
+        let facts = |s: &str| {
+            names
+                .facts
+                .get(s)
+                .and_then(|&i| names.fact_defs.get(usize::from(i)).map(|f| (i, &f.kind)))
+        };
+        let derived = |s: &str| names.derived.get(s).copied();
+        let meds = |s: &str| names.meds.get(s).copied();
+        let edge = |a: u16, b: u16| names.edges.get(&(a, b)).copied();
+        let scope = Scope {
+            steps: &steps,
+            facts: &facts,
+            derived: &derived,
+            medications: &meds,
+            edge: &edge,
+            step,
+            step_name,
+        };
+        match scope.resolve(&ast) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                let span = self.inner_span(src, e.span);
+                let d = Diagnostic::new(e.kind, e.message)
+                    .rule(owner)
+                    .field(field)
+                    .at(span);
+                if !self.diags.contains(&d) {
+                    self.push(d);
+                }
+                None
+            }
+        }
+    }
+
+    fn check_sources(&mut self, doc_sources: &BTreeMap<String, crate::file::SourceDoc>, owner: &Spanned<String>, keys: &[Spanned<String>]) {
+        if keys.is_empty() {
+            self.push(
+                Diagnostic::new(
+                    ErrorKind::MissingSource,
+                    format!("`{}` cites no source; every rule needs `source = [..]`", owner.get_ref()),
+                )
+                .rule(owner.get_ref())
+                .field("source")
+                .at(owner.span()),
+            );
+        }
+        for k in keys {
+            if !doc_sources.contains_key(k.get_ref()) {
+                self.push(
+                    Diagnostic::new(
+                        ErrorKind::UnknownSource,
+                        format!("source `{}` is not declared under [sources]", k.get_ref()),
+                    )
+                    .rule(owner.get_ref())
+                    .field("source")
+                    .at(k.span()),
+                );
+            }
+        }
+    }
+
+    fn ladder(&mut self, doc: &Document) -> Option<Ladder> {
+        let mut b = Ladder::builder();
+        for s in &doc.steps {
+            if !valid_name(s.id.get_ref()) {
+                self.push(
+                    Diagnostic::new(
+                        ErrorKind::Syntax,
+                        format!("step id `{}` must be lower-case words joined by `-`", s.id.get_ref()),
+                    )
+                    .field("id")
+                    .at(s.id.span()),
+                );
+            }
+            b = b.step(Step {
+                id: StepId::from(s.id.get_ref().as_str()),
+                tier: s.tier,
+                kind: s.kind,
+                name: s.name.clone(),
+                codes: s.codes.clone(),
+            });
+            if s.entry {
+                b = b.entry(s.id.get_ref());
+            }
+        }
+        for e in &doc.edges {
+            let t = match e.kind {
+                EdgeKind::Escalation => {
+                    Transition::escalation(e.on.iter().copied().collect(), e.or_excluded)
+                }
+                k => {
+                    if !e.on.is_empty() || e.or_excluded {
+                        let at = e.from.first().map_or(0..0, Spanned::span);
+                        self.push(
+                            Diagnostic::new(
+                                ErrorKind::InvalidRule,
+                                "only escalation edges take `on` and `or-excluded`",
+                            )
+                            .field("on")
+                            .at(at),
+                        );
+                    }
+                    Transition::plain(k)
+                }
+            };
+            for f in &e.from {
+                for t2 in &e.to {
+                    b = b.edge(f.get_ref(), t2.get_ref(), t);
+                }
+            }
+        }
+        match b.build() {
+            Ok(l) => Some(l),
+            Err(errors) => {
+                for e in errors {
+                    let span = self.ladder_span(doc, &e);
+                    let mut d = Diagnostic::new(
+                        if matches!(e, LadderError::UnknownStep { .. }) {
+                            ErrorKind::UnknownStep
+                        } else if matches!(e, LadderError::DuplicateStep { .. }) {
+                            ErrorKind::Duplicate
+                        } else {
+                            ErrorKind::Ladder
+                        },
+                        e.to_string(),
+                    );
+                    if let Some(s) = span {
+                        d = d.at(s);
+                    }
+                    self.push(d);
+                }
+                None
+            }
+        }
+    }
+
+    fn ladder_span(&self, doc: &Document, e: &LadderError) -> Option<Range<usize>> {
+        let edge_with = |from: &str, to: &str| {
+            doc.edges
+                .iter()
+                .find(|e| {
+                    e.from.iter().any(|f| f.get_ref() == from) && e.to.iter().any(|t| t.get_ref() == to)
+                })
+                .and_then(|e| e.from.iter().find(|f| f.get_ref() == from))
+                .map(Spanned::span)
+        };
+        match e {
+            LadderError::DuplicateStep { step } => doc
+                .steps
+                .iter()
+                .filter(|s| s.id.get_ref() == step.as_str())
+                .nth(1)
+                .map(|s| s.id.span()),
+            LadderError::UnknownStep { unknown, .. } => doc
+                .edges
+                .iter()
+                .flat_map(|e| e.from.iter().chain(e.to.iter()))
+                .find(|s| s.get_ref() == unknown.as_str())
+                .map(Spanned::span),
+            LadderError::Unreachable { step } => doc
+                .steps
+                .iter()
+                .find(|s| s.id.get_ref() == step.as_str())
+                .map(|s| s.id.span()),
+            LadderError::TierBackwards { from, to, .. } | LadderError::EmptyEscalation { from, to } => {
+                edge_with(from.as_str(), to.as_str())
+            }
+            LadderError::Cycle { steps } => doc
+                .edges
+                .iter()
+                .filter(|e| e.kind.is_ordering())
+                .find_map(|e| {
+                    e.from.iter().find(|f| {
+                        steps.iter().any(|s| s.as_str() == f.get_ref())
+                            && e.to.iter().any(|t| steps.iter().any(|s| s.as_str() == t.get_ref()))
+                    })
+                })
+                .map(Spanned::span),
+            _ => doc.steps.first().map(|s| s.id.span()),
+        }
+    }
+
+    fn facts(&mut self, doc: &Document) -> Vec<FactDef> {
+        let mut out = Vec::new();
+        for (id, f) in &doc.facts {
+            let at = f.ty.span();
+            let bad = |c: &mut Self, msg: String| {
+                c.push(Diagnostic::new(ErrorKind::InvalidRule, msg).rule(id).at(at.clone()));
+            };
+            if !valid_name(id) || RESERVED.contains(&id.as_str()) {
+                bad(self, format!("`{id}` cannot name a fact: use lower-case words joined by `-`, not a built-in name"));
+            }
+            if doc.derived.contains_key(id) {
+                self.push(
+                    Diagnostic::new(ErrorKind::Duplicate, format!("`{id}` is both a fact and a derived fact"))
+                        .rule(id)
+                        .at(at.clone()),
+                );
+            }
+            let ty = *f.ty.get_ref();
+            if ty != FactType::Code && (!f.values.is_empty() || !f.unknown_values.is_empty()) {
+                bad(self, format!("fact `{id}`: only code facts take `values`"));
+            }
+            if ty != FactType::Number && (f.min.is_some() || f.max.is_some() || f.integer || f.unit.is_some()) {
+                bad(self, format!("fact `{id}`: only number facts take `min`, `max`, `integer` or `unit`"));
+            }
+            let kind = match ty {
+                FactType::Bool => FactKind::Bool,
+                FactType::Number => FactKind::Number {
+                    min: f.min,
+                    max: f.max,
+                    integer: f.integer,
+                    unit: f.unit.clone(),
+                },
+                FactType::Code => {
+                    let distinct: BTreeSet<_> = f.values.iter().collect();
+                    if f.values.is_empty() || distinct.len() != f.values.len() || f.values.len() > 63 {
+                        bad(self, format!("fact `{id}`: a code fact needs 1 to 63 distinct `values`"));
+                    }
+                    for u in &f.unknown_values {
+                        if !f.values.contains(u) {
+                            bad(self, format!("fact `{id}`: unknown value `{u}` is not one of its `values`"));
+                        }
+                    }
+                    FactKind::Code {
+                        values: f.values.clone(),
+                        unknown_values: f.unknown_values.clone(),
+                    }
+                }
+            };
+            let absent = match (&f.absent, &f.absent_unknown_when) {
+                (Some(_), Some(_)) => {
+                    bad(self, format!("fact `{id}`: give `absent` or `absent-unknown-when`, not both"));
+                    Absent::Unknown
+                }
+                (None, Some(w)) => {
+                    if ty != FactType::Bool {
+                        bad(self, format!("fact `{id}`: `absent-unknown-when` is for yes/no facts"));
+                    }
+                    Absent::UnknownWhen(w.get_ref().clone())
+                }
+                (None, None) => Absent::Unknown,
+                (Some(a), None) => match (a.get_ref().as_str(), ty) {
+                    ("unknown", _) => Absent::Unknown,
+                    ("false", FactType::Bool) => Absent::False,
+                    (other, _) => {
+                        self.push(
+                            Diagnostic::new(
+                                ErrorKind::InvalidRule,
+                                format!("fact `{id}`: `absent` is `unknown` or (for yes/no facts) `false`, not `{other}`"),
+                            )
+                            .rule(id)
+                            .field("absent")
+                            .at(a.span()),
+                        );
+                        Absent::Unknown
+                    }
+                },
+            };
+            out.push(FactDef {
+                id: id.clone(),
+                kind,
+                text: f.text.clone(),
+                absent,
+            });
+        }
+        out
+    }
+
+    fn compile(mut self, doc: Document) -> Result<RuleSet, Vec<Diagnostic>> {
+        let ladder = self.ladder(&doc);
+        let steps: BTreeMap<String, u16> = doc
+            .steps
+            .iter()
+            .enumerate()
+            .rev() // the first definition wins
+            .map(|(i, s)| (s.id.get_ref().clone(), u16::try_from(i).unwrap_or(u16::MAX)))
+            .collect();
+        let fact_defs = self.facts(&doc);
+        let facts: BTreeMap<String, u16> = fact_defs
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.id.clone(), u16::try_from(i).unwrap_or(u16::MAX)))
+            .collect();
+        for (id, d) in &doc.derived {
+            if !valid_name(id) || RESERVED.contains(&id.as_str()) {
+                self.push(
+                    Diagnostic::new(ErrorKind::InvalidRule, format!("`{id}` cannot name a derived fact"))
+                        .rule(id)
+                        .at(d.when.span()),
+                );
+            }
+        }
+        let derived_ix: BTreeMap<String, u16> = doc
+            .derived
+            .keys()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), u16::try_from(i).unwrap_or(u16::MAX)))
+            .collect();
+        let meds: BTreeMap<String, u16> = doc
+            .medications
+            .keys()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), u16::try_from(i).unwrap_or(u16::MAX)))
+            .collect();
+        // The graph, indexed: escalation edges, into-step lists, same-tier closures, adjunct hosts.
+        let n = doc.steps.len();
+        let mut edges = Vec::new();
+        let mut edge_ix = BTreeMap::new();
+        let mut incoming = vec![Vec::new(); n];
+        let mut within_tier = vec![Vec::new(); n];
+        let mut adjunct_hosts = vec![Vec::new(); n];
+        let mut tiers = vec![0u8; n];
+        if let Some(l) = &ladder {
+            let pos = |s: &Step| l.position(s.id.as_str()).and_then(|p| u16::try_from(p).ok());
+            for (a, b, t) in l.edges() {
+                let (Some(pa), Some(pb)) = (pos(a), pos(b)) else { continue };
+                match t.kind {
+                    EdgeKind::Escalation => {
+                        let ix = u16::try_from(edges.len()).unwrap_or(u16::MAX);
+                        edges.push(EdgeC {
+                            from: pa,
+                            on: t.on,
+                            or_excluded: t.or_excluded,
+                        });
+                        edge_ix.entry((pa, pb)).or_insert(ix);
+                        if let Some(v) = incoming.get_mut(usize::from(pb)) {
+                            v.push(ix);
+                        }
+                    }
+                    EdgeKind::Adjunct => {
+                        if let Some(v) = adjunct_hosts.get_mut(usize::from(pb)) {
+                            v.push(pa);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            for (i, s) in l.steps().enumerate() {
+                if let Some(t) = tiers.get_mut(i) {
+                    *t = s.tier;
+                }
+                let list: Vec<u16> = l
+                    .escalations_within_tier(s.id.as_str())
+                    .into_iter()
+                    .filter_map(|(a, b, _)| edge_ix.get(&(pos(a)?, pos(b)?)).copied())
+                    .collect();
+                if let Some(v) = within_tier.get_mut(i) {
+                    *v = list;
+                }
+            }
+            for v in adjunct_hosts.iter_mut() {
+                v.sort_unstable();
+                v.dedup();
+            }
+        }
+        let names = Names {
+            steps,
+            facts,
+            fact_defs,
+            derived: derived_ix,
+            meds,
+            edges: edge_ix,
+        };
+
+        // Derived facts.
+        let mut derived_conds = Vec::new();
+        for (id, d) in &doc.derived {
+            let c = self.condition(&names, &d.when, None, id, "when");
+            derived_conds.push(c.unwrap_or(Cond::Const(false)));
+            for s in &d.source {
+                if !doc.sources.contains_key(s.get_ref()) {
+                    self.push(
+                        Diagnostic::new(ErrorKind::UnknownSource, format!("source `{}` is not declared under [sources]", s.get_ref()))
+                            .rule(id)
+                            .field("source")
+                            .at(s.span()),
+                    );
+                }
+            }
+        }
+        let derived_ids: Vec<&String> = doc.derived.keys().collect();
+        let mut derived_info = DerivedInfo::new(&derived_conds);
+        for (i, id) in derived_ids.iter().enumerate() {
+            if derived_info.on_cycle(i) {
+                let span = doc.derived.get(*id).map(|d| d.when.span());
+                let mut d = Diagnostic::new(
+                    ErrorKind::Circular,
+                    format!("derived fact `{id}` depends on itself"),
+                )
+                .rule(id)
+                .field("when");
+                if let Some(s) = span {
+                    d = d.at(s);
+                }
+                self.push(d);
+            }
+        }
+        let cyclic = self.diags.iter().any(|d| d.kind() == ErrorKind::Circular);
+
+        // Absent policies.
+        let mut absent_when = vec![None; names.fact_defs.len()];
+        for (i, (id, f)) in doc.facts.iter().enumerate() {
+            let Some(w) = &f.absent_unknown_when else { continue };
+            let Some(c) = self.condition(&names, w, None, id, "absent-unknown-when") else { continue };
+            let conditional: BTreeSet<u16> = doc
+                .facts
+                .values()
+                .enumerate()
+                .filter(|(_, f)| f.absent_unknown_when.is_some())
+                .filter_map(|(j, _)| u16::try_from(j).ok())
+                .collect();
+            let reads = if cyclic { Reads::default() } else { derived_info.reads(&c) };
+            if reads.availability || reads.facts.iter().any(|f| conditional.contains(f)) {
+                self.push(
+                    Diagnostic::new(
+                        ErrorKind::Circular,
+                        format!("fact `{id}`: `absent-unknown-when` may read only facts that are always known or unknown when absent, not availability"),
+                    )
+                    .rule(id)
+                    .field("absent-unknown-when")
+                    .at(w.span()),
+                );
+            }
+            if let Some(slot) = absent_when.get_mut(i) {
+                *slot = Some(c);
+            }
+        }
+
+        // Applicability (R1).
+        let app = &doc.applicability;
+        self.check_sources(&doc.sources, &app.id, &app.source);
+        let app_cond = self
+            .condition(&names, &app.when, None, app.id.get_ref(), "when")
+            .unwrap_or(Cond::Const(false));
+        let applicability = Rule {
+            id: Arc::from(app.id.get_ref().as_str()),
+            effect: Effect::Gate,
+            steps: Vec::new(),
+            condition: app.when.get_ref().clone(),
+            if_unknown: IfUnknown::NotYet,
+            unknown_text: None,
+            text: Arc::from(app.text.as_str()),
+            sources: app.source.iter().map(|s| Arc::from(s.get_ref().as_str())).collect(),
+        };
+
+        // Rules, in id order.
+        let mut order: Vec<usize> = (0..doc.rules.len()).collect();
+        order.sort_by(|&a, &b| {
+            let ka = doc.rules.get(a).map(|r| r.id.get_ref());
+            let kb = doc.rules.get(b).map(|r| r.id.get_ref());
+            ka.cmp(&kb).then(a.cmp(&b))
+        });
+        let mut rules = Vec::new();
+        let mut step_rules: Vec<Vec<(u16, Cond)>> = vec![Vec::new(); n];
+        let mut seen_ids: BTreeMap<&str, Range<usize>> = BTreeMap::new();
+        for &ri in &order {
+            let Some(r) = doc.rules.get(ri) else { continue };
+            let id = r.id.get_ref().as_str();
+            if !valid_rule_id(id) {
+                self.push(
+                    Diagnostic::new(ErrorKind::Syntax, format!("rule id `{id}` must be letters, digits, `-`, `.` or `_`"))
+                        .rule(id)
+                        .field("id")
+                        .at(r.id.span()),
+                );
+            }
+            if let Some(first) = seen_ids.get(id) {
+                let later = if first.start < r.id.span().start { r.id.span() } else { first.clone() };
+                self.push(
+                    Diagnostic::new(ErrorKind::Duplicate, format!("rule id `{id}` is used more than once"))
+                        .rule(id)
+                        .field("id")
+                        .at(later),
+                );
+                continue;
+            }
+            seen_ids.insert(id, r.id.span());
+            if r.text.trim().is_empty() {
+                self.push(
+                    Diagnostic::new(ErrorKind::InvalidRule, "the rule has no plain-language `text`")
+                        .rule(id)
+                        .field("text")
+                        .at(r.id.span()),
+                );
+            }
+            self.check_sources(&doc.sources, &r.id, &r.source);
+            let effect = match r.effect.get_ref() {
+                EffectDoc::Exclude => Effect::Exclude,
+                EffectDoc::Continue => Effect::Continue,
+                EffectDoc::Gate => Effect::Gate,
+                EffectDoc::Caution => Effect::Caution,
+                EffectDoc::Offer => Effect::Offer,
+                EffectDoc::Note => Effect::Note,
+            };
+            let (cond_src, field) = match (effect, &r.when, &r.requires) {
+                (Effect::Gate, None, Some(q)) => (Some(q), "requires"),
+                (Effect::Gate, _, _) => {
+                    self.push(
+                        Diagnostic::new(ErrorKind::InvalidRule, "a gate states what it `requires` (and has no `when`)")
+                            .rule(id)
+                            .field("requires")
+                            .at(r.effect.span()),
+                    );
+                    (None, "requires")
+                }
+                (_, Some(w), None) => (Some(w), "when"),
+                (e, _, _) => {
+                    self.push(
+                        Diagnostic::new(
+                            ErrorKind::InvalidRule,
+                            format!("a rule with effect `{}` states `when` it applies (and has no `requires`)", e.as_str()),
+                        )
+                        .rule(id)
+                        .field("when")
+                        .at(r.effect.span()),
+                    );
+                    (None, "when")
+                }
+            };
+            let if_unknown = match (effect, r.if_unknown.as_ref().map(|u| (*u.get_ref(), u.span()))) {
+                (Effect::Gate, None) => IfUnknown::NotYet,
+                (Effect::Exclude | Effect::Caution, None | Some((UnknownDoc::Caution, _))) => IfUnknown::Caution,
+                (Effect::Caution, Some((UnknownDoc::Note, _))) => IfUnknown::Note,
+                (Effect::Caution, Some((UnknownDoc::Ignore, _))) => IfUnknown::Ignore,
+                (Effect::Offer | Effect::Continue | Effect::Note, None) => IfUnknown::NoEffect,
+                (e, Some((_, span))) => {
+                    self.push(
+                        Diagnostic::new(
+                            ErrorKind::InvalidRule,
+                            format!(
+                                "`if-unknown` does not fit effect `{}`: exclusions may only say `caution` (R21: a possible absolute contraindication gives caution); cautions may say `caution`, `note` or `ignore`",
+                                e.as_str()
+                            ),
+                        )
+                        .rule(id)
+                        .field("if-unknown")
+                        .at(span),
+                    );
+                    IfUnknown::Caution
+                }
+            };
+            if (if_unknown == IfUnknown::Note) != r.unknown_text.is_some() {
+                self.push(
+                    Diagnostic::new(ErrorKind::InvalidRule, "`unknown-text` goes with `if-unknown = \"note\"`, and that needs it")
+                        .rule(id)
+                        .field("unknown-text")
+                        .at(r.id.span()),
+                );
+            }
+            // The steps the rule applies to, in ladder order.
+            let mut targets: BTreeSet<u16> = BTreeSet::new();
+            match (r.steps.is_empty(), r.tiers.is_empty()) {
+                (true, true) | (false, false) => self.push(
+                    Diagnostic::new(ErrorKind::InvalidRule, "a rule names its `steps` or its `tiers` (one of the two)")
+                        .rule(id)
+                        .field("steps")
+                        .at(r.id.span()),
+                ),
+                (false, true) => {
+                    for s in &r.steps {
+                        match names.steps.get(s.get_ref()) {
+                            Some(&p) => {
+                                targets.insert(p);
+                            }
+                            None => self.push(
+                                Diagnostic::new(ErrorKind::UnknownStep, format!("`{}` is not a step of the ladder", s.get_ref()))
+                                    .rule(id)
+                                    .field("steps")
+                                    .at(s.span()),
+                            ),
+                        }
+                    }
+                }
+                (true, false) => {
+                    for (i, s) in doc.steps.iter().enumerate() {
+                        if r.tiers.contains(&s.tier) {
+                            targets.insert(u16::try_from(i).unwrap_or(u16::MAX));
+                        }
+                    }
+                    if targets.is_empty() {
+                        self.push(
+                            Diagnostic::new(ErrorKind::UnknownStep, format!("no step has tier {:?}", r.tiers))
+                                .rule(id)
+                                .field("tiers")
+                                .at(r.id.span()),
+                        );
+                    }
+                }
+            }
+            let rule_ix = u16::try_from(rules.len()).unwrap_or(u16::MAX);
+            if let Some(src) = cond_src {
+                for &t in &targets {
+                    let Some(c) = self.condition(&names, src, Some(t), id, field) else { break };
+                    if effect == Effect::Exclude && !cyclic && derived_info.reads(&c).availability {
+                        self.push(
+                            Diagnostic::new(
+                                ErrorKind::Circular,
+                                "an exclusion cannot read availability (`unavailable`, `failed`, `excluded`, `escalated`, `exhausted`, `controlled`): availability is defined by exclusions",
+                            )
+                            .rule(id)
+                            .field(field)
+                            .at(src.span()),
+                        );
+                        break;
+                    }
+                    if let Some(v) = step_rules.get_mut(usize::from(t)) {
+                        v.push((rule_ix, c));
+                    }
+                }
+            }
+            rules.push(Rule {
+                id: Arc::from(id),
+                effect,
+                steps: targets
+                    .iter()
+                    .filter_map(|&t| doc.steps.get(usize::from(t)))
+                    .map(|s| StepId::from(s.id.get_ref().as_str()))
+                    .collect(),
+                condition: cond_src.map(|s| s.get_ref().clone()).unwrap_or_default(),
+                if_unknown,
+                unknown_text: r.unknown_text.as_deref().map(Arc::from),
+                text: Arc::from(r.text.as_str()),
+                sources: r.source.iter().map(|s| Arc::from(s.get_ref().as_str())).collect(),
+            });
+        }
+
+        let Some(ladder) = ladder else {
+            return Err(self.diags);
+        };
+        if !self.diags.is_empty() {
+            return Err(self.diags);
+        }
+        let warnings = lint(&ladder, &rules, &step_rules, &doc);
+        Ok(RuleSet {
+            stamp: Stamp {
+                id: doc.ruleset.id.clone(),
+                version: doc.ruleset.version.clone(),
+                hash: hash(&doc),
+            },
+            title: doc.ruleset.title.clone(),
+            ladder,
+            sources: doc
+                .sources
+                .iter()
+                .map(|(k, s)| {
+                    (
+                        k.clone(),
+                        Source {
+                            key: k.clone(),
+                            citation: s.citation.clone(),
+                        },
+                    )
+                })
+                .collect(),
+            facts: names.fact_defs,
+            medications: doc.medications.clone(),
+            derived: doc
+                .derived
+                .iter()
+                .map(|(id, d)| Derived {
+                    id: id.clone(),
+                    condition: d.when.get_ref().clone(),
+                    text: d.text.clone(),
+                })
+                .collect(),
+            applicability,
+            rules,
+            compiled: Compiled {
+                fact_ix: names.facts,
+                med_ix: names.meds,
+                derived: derived_conds,
+                applicability: app_cond,
+                absent_when,
+                step_rules,
+                edges,
+                incoming,
+                within_tier,
+                adjunct_hosts,
+                tiers,
+            },
+            warnings,
+            doc,
+        })
+    }
+}
+
+/// What a condition reads, through derived facts.
+#[derive(Debug, Default, Clone)]
+struct Reads {
+    availability: bool,
+    facts: BTreeSet<u16>,
+}
+
+/// Dependency information over derived facts.
+struct DerivedInfo<'c> {
+    conds: &'c [Cond],
+}
+
+impl<'c> DerivedInfo<'c> {
+    fn new(conds: &'c [Cond]) -> Self {
+        DerivedInfo { conds }
+    }
+
+    fn deps(&self, i: usize) -> Vec<usize> {
+        let mut out = Vec::new();
+        if let Some(c) = self.conds.get(i) {
+            c.visit(&mut |n| {
+                if let Cond::Derived(d) = n {
+                    out.push(usize::from(*d));
+                }
+            });
+        }
+        out
+    }
+
+    fn on_cycle(&self, start: usize) -> bool {
+        let mut seen = BTreeSet::new();
+        let mut stack = self.deps(start);
+        while let Some(d) = stack.pop() {
+            if d == start {
+                return true;
+            }
+            if seen.insert(d) {
+                stack.extend(self.deps(d));
+            }
+        }
+        false
+    }
+
+    /// What `c` reads; call only when there is no cycle.
+    fn reads(&mut self, c: &Cond) -> Reads {
+        let mut r = Reads::default();
+        let mut todo = vec![c.clone()];
+        let mut seen = BTreeSet::new();
+        while let Some(c) = todo.pop() {
+            c.visit(&mut |n| {
+                if n.reads_availability() {
+                    r.availability = true;
+                }
+                match n {
+                    Cond::Bool(f) | Cond::Known(f) | Cond::Code(f, _) | Cond::Num(crate::cond::NumSrc::Fact(f), _, _) => {
+                        r.facts.insert(*f);
+                    }
+                    Cond::Derived(d) => {
+                        if seen.insert(*d)
+                            && let Some(dc) = self.conds.get(usize::from(*d))
+                        {
+                            todo.push(dc.clone());
+                        }
+                    }
+                    _ => {}
+                }
+            });
+        }
+        r
+    }
+}
+
+fn lint(ladder: &Ladder, rules: &[Rule], step_rules: &[Vec<(u16, Cond)>], doc: &Document) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (i, step) in ladder.steps().enumerate() {
+        let Some(list) = step_rules.get(i) else { continue };
+        let indicated = list.iter().any(|(r, c)| {
+            rules
+                .get(usize::from(*r))
+                .is_some_and(|r| matches!(r.effect, Effect::Gate | Effect::Offer))
+                && *c != Cond::Const(false)
+        });
+        if !indicated {
+            let span = doc
+                .steps
+                .iter()
+                .find(|s| s.id.get_ref() == step.id.as_str())
+                .map(|s| s.id.span());
+            let mut d = Diagnostic::new(
+                ErrorKind::Lint,
+                format!("no gate or indication can ever offer step `{}`", step.id),
+            )
+            .rule(step.id.as_str());
+            if let Some(s) = span {
+                d = d.at(s);
+            }
+            out.push(d);
+        }
+    }
+    for r in doc.rules.iter() {
+        let cond = r.when.as_ref().or(r.requires.as_ref());
+        if let Some(c) = cond
+            && c.get_ref().trim() == "false"
+        {
+            out.push(
+                Diagnostic::new(ErrorKind::Lint, "this rule can never fire: its condition is `false`")
+                    .rule(r.id.get_ref())
+                    .at(c.span()),
+            );
+        }
+    }
+    out
+}
