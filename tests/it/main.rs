@@ -1,4 +1,13 @@
 //! The one integration-test binary (one link, not one per file).
+//!
+//! Test code: helpers may panic on malformed fixtures; that is a test failure, not a defect.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
 
 mod support;
 mod vignettes;

@@ -32,14 +32,22 @@ pub fn vignettes() -> &'static Vec<Value> {
     V.get_or_init(|| {
         let v = read_json("vignettes.json");
         let list = v.as_array().expect("vignettes.json is a list").clone();
-        assert!(list.len() >= 20, "expected the 20 vignettes, found {}", list.len());
+        assert!(
+            list.len() >= 20,
+            "expected the 20 vignettes, found {}",
+            list.len()
+        );
         list
     })
 }
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -56,7 +64,12 @@ pub fn profile_from_summary(p: &Value) -> Profile {
     let mut profile = Profile::new(VIGNETTE_DATE, age).with_sex(sex);
     for c in strings(&p["conditions"]) {
         let fact = if let Some((_, right)) = c.split_once("->") {
-            right.trim().split([' ', '(']).next().unwrap_or("").to_owned()
+            right
+                .trim()
+                .split([' ', '('])
+                .next()
+                .unwrap_or("")
+                .to_owned()
         } else {
             match c.to_lowercase().as_str() {
                 "multiple sclerosis" => "multiple-sclerosis".to_owned(),
@@ -64,7 +77,10 @@ pub fn profile_from_summary(p: &Value) -> Profile {
                 other => panic!("condition summary not understood: {other}"),
             }
         };
-        assert!(rs.fact(&fact).is_some(), "condition maps to unknown fact {fact}");
+        assert!(
+            rs.fact(&fact).is_some(),
+            "condition maps to unknown fact {fact}"
+        );
         profile = profile.with_fact(&fact, true);
     }
     if let Some(facts) = p["facts"].as_object() {
@@ -94,13 +110,19 @@ pub fn profile_from_summary(p: &Value) -> Profile {
     let mut current = Vec::new();
     for m in strings(&p["current_medications"]) {
         let (name, class) = match m.split_once('(') {
-            Some((n, c)) => (n.trim().to_owned(), Some(c.trim_end_matches(')').trim().to_owned())),
+            Some((n, c)) => (
+                n.trim().to_owned(),
+                Some(c.trim_end_matches(')').trim().to_owned()),
+            ),
             None => (m.trim().to_owned(), None),
         };
         match class {
             Some(c) if rs.medications().contains_key(&c) => profile = profile.with_medication(&c),
             _ => {
-                assert!(rs.ladder().step(&name).is_some(), "medication not understood: {m}");
+                assert!(
+                    rs.ladder().step(&name).is_some(),
+                    "medication not understood: {m}"
+                );
                 current.push(name);
             }
         }

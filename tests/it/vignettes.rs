@@ -9,7 +9,11 @@ use crate::support::{profile_from_summary, read_json, ruleset, vignettes};
 
 fn ids(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -24,7 +28,10 @@ pub fn check_expect(id: &str, rec: &pathway::rules::Recommendation, expect: &Val
     }
     for s in ids(&expect["exclude"]) {
         if !matches!(status(&s), Status::NotYet | Status::Excluded) {
-            failures.push(format!("{id}: {s} should be not-yet or excluded, is {}", status(&s)));
+            failures.push(format!(
+                "{id}: {s} should be not-yet or excluded, is {}",
+                status(&s)
+            ));
         }
     }
     for s in ids(&expect["caution"]) {

@@ -330,7 +330,11 @@ impl LadderBuilder {
             let (f, g) = match (index.get(&from), index.get(&to)) {
                 (Some(f), Some(g)) => (*f, *g),
                 (f, _) => {
-                    let unknown = if f.is_none() { from.clone() } else { to.clone() };
+                    let unknown = if f.is_none() {
+                        from.clone()
+                    } else {
+                        to.clone()
+                    };
                     errors.push(LadderError::UnknownStep { from, to, unknown });
                     continue;
                 }
@@ -354,7 +358,11 @@ impl LadderBuilder {
             }
             graph.add_edge(f, g, t);
         }
-        let ladder = Ladder { graph, index, entries };
+        let ladder = Ladder {
+            graph,
+            index,
+            entries,
+        };
         errors.extend(ladder.cycles());
         if !ladder.entries.is_empty() {
             errors.extend(ladder.unreachable());
@@ -425,7 +433,9 @@ impl Ladder {
 
     /// The step with this id.
     pub fn step(&self, id: &str) -> Option<&Step> {
-        self.index.get(id).and_then(|ix| self.graph.node_weight(*ix))
+        self.index
+            .get(id)
+            .and_then(|ix| self.graph.node_weight(*ix))
     }
 
     /// The step at a position (see [`Ladder::position`]).
@@ -565,7 +575,7 @@ impl Ladder {
                 out.push(LadderError::Cycle { steps });
             }
         }
-        out.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
+        out.sort_by_key(ToString::to_string);
         out
     }
 
@@ -741,6 +751,9 @@ mod tests {
             [p("bac", "tiz"), p("gab", "tiz"), p("tiz", "diaz")]
         );
         assert!(pairs("bac").is_empty(), "tier-1 edges do not count");
-        assert!(pairs("itb").is_empty(), "tier-2 edges do not count for tier 3");
+        assert!(
+            pairs("itb").is_empty(),
+            "tier-2 edges do not count for tier 3"
+        );
     }
 }

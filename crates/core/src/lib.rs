@@ -31,7 +31,9 @@ mod outcome;
 mod profile;
 mod status;
 
-pub use ladder::{Code, EdgeKind, Ladder, LadderBuilder, LadderError, Step, StepId, StepKind, Transition};
+pub use ladder::{
+    Code, EdgeKind, Ladder, LadderBuilder, LadderError, Step, StepId, StepKind, Transition,
+};
 pub use outcome::{Outcome, OutcomeSet};
 pub use profile::{Date, FactValue, Profile, Sex, StepRecord};
 pub use status::Status;

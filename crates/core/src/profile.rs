@@ -20,7 +20,9 @@ use crate::outcome::Outcome;
 pub type Date = jiff::civil::Date;
 
 /// Administrative sex as FHIR `Patient.gender` carries it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Sex {
     /// Male.

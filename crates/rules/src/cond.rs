@@ -239,10 +239,7 @@ impl Scope<'_> {
                     return err(
                         ErrorKind::TypeMismatch,
                         name.span.clone(),
-                        format!(
-                            "`{}` is not a code; `in [..]` tests codes only",
-                            name.text
-                        ),
+                        format!("`{}` is not a code; `in [..]` tests codes only", name.text),
                     );
                 }
             },
@@ -340,13 +337,21 @@ impl Scope<'_> {
         }
     }
 
-    fn one_name<'n>(&self, name: &Name, args: Option<&'n [Arg]>, what: &str) -> Result<&'n Name, ResolveError> {
+    fn one_name<'n>(
+        &self,
+        name: &Name,
+        args: Option<&'n [Arg]>,
+        what: &str,
+    ) -> Result<&'n Name, ResolveError> {
         match args {
             Some([Arg::Name(n)]) => Ok(n),
             _ => err(
                 ErrorKind::InvalidRule,
                 name.span.clone(),
-                format!("`{}` takes one {what}: `{}(<{what}>)`", name.text, name.text),
+                format!(
+                    "`{}` takes one {what}: `{}(<{what}>)`",
+                    name.text, name.text
+                ),
             ),
         }
     }
@@ -402,7 +407,10 @@ impl Scope<'_> {
                     Some(e) => Ok(Subject::Bool(Cond::EscalatedFrom(e))),
                     None => err(
                         ErrorKind::Ladder,
-                        name.span.start..args.and_then(|a| a.last()).map_or(name.span.end, |a| a.span().end + 1),
+                        name.span.start
+                            ..args
+                                .and_then(|a| a.last())
+                                .map_or(name.span.end, |a| a.span().end + 1),
                         format!(
                             "the ladder has no escalation edge into `{}` from that step",
                             self.step_name.unwrap_or("?")

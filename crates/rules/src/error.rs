@@ -144,7 +144,12 @@ impl Diagnostic {
             let before = src.get(..start).unwrap_or_default();
             let line = before.matches('\n').count() + 1;
             let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-            let column = src.get(line_start..start).unwrap_or_default().chars().count() + 1;
+            let column = src
+                .get(line_start..start)
+                .unwrap_or_default()
+                .chars()
+                .count()
+                + 1;
             self.location = Some(Location { line, column });
             self.line_text = src
                 .get(line_start..)
@@ -268,7 +273,7 @@ impl LoadError {
 /// ```
 /// use pathway_core::{Date, Profile};
 /// use pathway_rules::{ProfileError, RuleSet};
-/// let rs = RuleSet::ms_spasticity();
+/// let rs = RuleSet::ms_spasticity().unwrap();
 /// let p = Profile::new(Date::constant(2026, 11, 22), 40).with_fact("egrf", 50.0);
 /// let err = rs.evaluate(&p).unwrap_err();
 /// assert!(matches!(err, ProfileError::UnknownFact { .. }));

@@ -71,7 +71,9 @@ impl<'a> Eval<'a> {
                     ruleset: ruleset(),
                 });
             };
-            let Some(def) = rs.facts.get(usize::from(ix)) else { continue };
+            let Some(def) = rs.facts.get(usize::from(ix)) else {
+                continue;
+            };
             let wrong = || ProfileError::WrongType {
                 fact: id.clone(),
                 expected: def.kind.describe(),
@@ -146,7 +148,11 @@ impl<'a> Eval<'a> {
         }
         let mut hyper = vec![false; n];
         for id in &profile.hypersensitivities {
-            match rs.ladder.position(id.as_str()).and_then(|p| hyper.get_mut(p)) {
+            match rs
+                .ladder
+                .position(id.as_str())
+                .and_then(|p| hyper.get_mut(p))
+            {
                 Some(h) => *h = true,
                 None => {
                     return Err(ProfileError::UnknownStep {
@@ -221,7 +227,11 @@ impl<'a> Eval<'a> {
         let mut t = Tri::False;
         if let Some(list) = rs.compiled.step_rules.get(usize::from(s)) {
             for (r, c) in list {
-                if rs.rules.get(usize::from(*r)).is_some_and(|r| r.effect == Effect::Exclude) {
+                if rs
+                    .rules
+                    .get(usize::from(*r))
+                    .is_some_and(|r| r.effect == Effect::Exclude)
+                {
                     t = t.or(self.tri(c));
                 }
             }
@@ -312,7 +322,11 @@ impl<'a> Eval<'a> {
             Cond::Excluded(s) => self.absolute(*s),
             Cond::Escalated(s) => {
                 let mut t = Tri::False;
-                for &e in comp.incoming.get(usize::from(*s)).map_or(&[][..], Vec::as_slice) {
+                for &e in comp
+                    .incoming
+                    .get(usize::from(*s))
+                    .map_or(&[][..], Vec::as_slice)
+                {
                     t = t.or(self.fired(e));
                 }
                 t
@@ -320,7 +334,11 @@ impl<'a> Eval<'a> {
             Cond::EscalatedFrom(e) => self.fired(*e),
             Cond::Exhausted(s) => {
                 let mut t = Tri::True;
-                for &e in comp.within_tier.get(usize::from(*s)).map_or(&[][..], Vec::as_slice) {
+                for &e in comp
+                    .within_tier
+                    .get(usize::from(*s))
+                    .map_or(&[][..], Vec::as_slice)
+                {
                     t = t.and(self.fired(e));
                 }
                 t
@@ -369,7 +387,10 @@ impl<'a> Eval<'a> {
         let v = self.tri(c);
         match c {
             Cond::Const(_) => {}
-            Cond::Bool(f) | Cond::Known(f) | Cond::Code(f, _) | Cond::Num(NumSrc::Fact(f), _, _) => {
+            Cond::Bool(f)
+            | Cond::Known(f)
+            | Cond::Code(f, _)
+            | Cond::Num(NumSrc::Fact(f), _, _) => {
                 out.push(Atom::Fact(*f));
             }
             Cond::Num(NumSrc::Age, _, _) => out.push(Atom::Age),
@@ -395,7 +416,11 @@ impl<'a> Eval<'a> {
             }
             Cond::Excluded(s) => self.explain_absolute(*s, out),
             Cond::Escalated(s) => {
-                for &e in comp.incoming.get(usize::from(*s)).map_or(&[][..], Vec::as_slice) {
+                for &e in comp
+                    .incoming
+                    .get(usize::from(*s))
+                    .map_or(&[][..], Vec::as_slice)
+                {
                     if v == Tri::False || self.fired(e) == v {
                         self.explain_edge(e, out);
                     }
@@ -403,16 +428,27 @@ impl<'a> Eval<'a> {
             }
             Cond::EscalatedFrom(e) => self.explain_edge(*e, out),
             Cond::Exhausted(s) => {
-                for &e in comp.within_tier.get(usize::from(*s)).map_or(&[][..], Vec::as_slice) {
+                for &e in comp
+                    .within_tier
+                    .get(usize::from(*s))
+                    .map_or(&[][..], Vec::as_slice)
+                {
                     if v == Tri::True || self.fired(e) == v {
                         self.explain_edge(e, out);
                     }
                 }
             }
             Cond::AdjunctToPartial(s) => {
-                for &h in comp.adjunct_hosts.get(usize::from(*s)).map_or(&[][..], Vec::as_slice) {
+                for &h in comp
+                    .adjunct_hosts
+                    .get(usize::from(*s))
+                    .map_or(&[][..], Vec::as_slice)
+                {
                     let recorded = self.profile.steps.contains_key(
-                        self.rs.ladder.step_at(usize::from(h)).map_or("", |s| s.id.as_str()),
+                        self.rs
+                            .ladder
+                            .step_at(usize::from(h))
+                            .map_or("", |s| s.id.as_str()),
                     );
                     if (v == Tri::True && self.host_partial(h)) || (v == Tri::False && recorded) {
                         out.push(Atom::Step(h));
@@ -422,7 +458,10 @@ impl<'a> Eval<'a> {
             Cond::Controlled(tier) => {
                 for (s, &st) in comp.tiers.iter().enumerate() {
                     let s = u16::try_from(s).unwrap_or(u16::MAX);
-                    if st >= *tier && at(&self.current, s, false) && self.outcome_of(s) == Some(Outcome::Effective) {
+                    if st >= *tier
+                        && at(&self.current, s, false)
+                        && self.outcome_of(s) == Some(Outcome::Effective)
+                    {
                         out.push(Atom::Step(s));
                         self.explain_absolute(s, out);
                     }
@@ -454,7 +493,12 @@ impl<'a> Eval<'a> {
         let rs = self.rs;
         if let Some(list) = rs.compiled.step_rules.get(usize::from(s)) {
             for (r, c) in list {
-                if rs.rules.get(usize::from(*r)).is_some_and(|r| r.effect == Effect::Exclude) && self.tri(c) == v {
+                if rs
+                    .rules
+                    .get(usize::from(*r))
+                    .is_some_and(|r| r.effect == Effect::Exclude)
+                    && self.tri(c) == v
+                {
                     self.explain(c, out);
                 }
             }
@@ -462,9 +506,13 @@ impl<'a> Eval<'a> {
     }
 
     fn explain_edge(&mut self, e: u16, out: &mut Vec<Atom>) {
-        let Some(edge) = self.rs.compiled.edges.get(usize::from(e)).copied() else { return };
+        let Some(edge) = self.rs.compiled.edges.get(usize::from(e)).copied() else {
+            return;
+        };
         out.push(Atom::Step(edge.from));
-        let decided = self.outcome_of(edge.from).is_some_and(|o| edge.on.contains(o));
+        let decided = self
+            .outcome_of(edge.from)
+            .is_some_and(|o| edge.on.contains(o));
         if !decided && edge.or_excluded {
             self.explain_absolute(edge.from, out);
         }
@@ -472,7 +520,11 @@ impl<'a> Eval<'a> {
 
     fn describe(&self, a: Atom) -> FactUse {
         let rs = self.rs;
-        let step_id = |s: u16| rs.ladder.step_at(usize::from(s)).map_or("?", |s| s.id.as_str());
+        let step_id = |s: u16| {
+            rs.ladder
+                .step_at(usize::from(s))
+                .map_or("?", |s| s.id.as_str())
+        };
         let (fact, value) = match a {
             Atom::Age => ("age".to_owned(), self.profile.age.to_string()),
             Atom::Sex => ("sex".to_owned(), self.sex.as_str().to_owned()),
@@ -507,15 +559,28 @@ impl<'a> Eval<'a> {
                     .iter()
                     .find(|(_, i)| **i == m)
                     .map_or("?", |(k, _)| k.as_str());
-                let v = if at(&self.meds, m, false) { "current" } else { "none" };
+                let v = if at(&self.meds, m, false) {
+                    "current"
+                } else {
+                    "none"
+                };
                 (format!("medication:{class}"), v.to_owned())
             }
             Atom::Hyper(s) => {
-                let v = if at(&self.hyper, s, false) { "recorded" } else { "none" };
+                let v = if at(&self.hyper, s, false) {
+                    "recorded"
+                } else {
+                    "none"
+                };
                 (format!("hypersensitivity:{}", step_id(s)), v.to_owned())
             }
         };
-        let from = self.profile.provenance.get(&fact).cloned().unwrap_or_default();
+        let from = self
+            .profile
+            .provenance
+            .get(&fact)
+            .cloned()
+            .unwrap_or_default();
         FactUse { fact, value, from }
     }
 
@@ -586,7 +651,7 @@ impl RuleSet {
                     rule: r.id.clone(),
                     effect: Effect::Gate,
                     decisive: true,
-                    unknown: applicable == Tri::Unknown,
+                    condition: applicable,
                     text: r.text.clone(),
                     sources: r.sources.clone(),
                     facts: describe_all(&e, atoms),
@@ -604,11 +669,15 @@ impl RuleSet {
                         value: e.tri(c),
                     })
                     .collect();
-                self.decide(&mut e, &fired, &mut reasons, &mut missing)
+                let current = at(&e.current, i, false);
+                self.decide(&mut e, &fired, current, &mut reasons, &mut missing)
             };
             all_missing.extend(missing.iter().cloned());
             let rules = reasons.iter().map(|r| r.rule.clone()).collect();
-            let sources: BTreeSet<Arc<str>> = reasons.iter().flat_map(|r| r.sources.iter().cloned()).collect();
+            let sources: BTreeSet<Arc<str>> = reasons
+                .iter()
+                .flat_map(|r| r.sources.iter().cloned())
+                .collect();
             steps.push(StepResult {
                 step: step.id.clone(),
                 name: step.name.clone(),
@@ -635,6 +704,7 @@ impl RuleSet {
         &'a self,
         e: &mut Eval<'a>,
         fired: &[Fired<'a>],
+        current: bool,
         reasons: &mut Vec<Reason>,
         missing: &mut BTreeSet<String>,
     ) -> Status {
@@ -677,20 +747,26 @@ impl RuleSet {
                 Status::Continue => is(f, Effect::Continue, Tri::True),
                 Status::NotYet => eff == Effect::Gate && f.value != Tri::True,
                 Status::Caution => cautious(f),
-                Status::Offer => matches!(eff, Effect::Gate | Effect::Offer) && f.value == Tri::True,
+                Status::Offer => {
+                    matches!(eff, Effect::Gate | Effect::Offer) && f.value == Tri::True
+                }
             };
             let shown = decisive
                 || match (eff, f.value) {
-                    (Effect::Note, Tri::True) => status != Status::NotYet,
+                    (Effect::Note, Tri::True) => status.is_offered() || current,
                     (Effect::Caution, Tri::True | Tri::Unknown) => true,
                     (Effect::Exclude, Tri::Unknown) => true,
-                    (Effect::Gate | Effect::Offer, Tri::True) => status != Status::NotYet,
+                    (Effect::Gate | Effect::Offer, Tri::True) => status.is_offered(),
                     _ => false,
                 };
             let could_matter = match eff {
                 Effect::Note => false,
-                // R21a: a possible contraindication is listed whatever the gates say.
-                Effect::Exclude | Effect::Caution => true,
+                // R21a: a possible contraindication is listed whatever the gates say; one whose
+                // rule waives the caution (R21d, R21e) only where it could turn an offer into a
+                // caution.
+                Effect::Exclude | Effect::Caution => {
+                    policy(f) == IfUnknown::Caution || status == Status::Offer
+                }
                 // R12, R24: an open question behind a gate that is shut anyway changes nothing.
                 Effect::Gate | Effect::Offer | Effect::Continue => !any_gate_shut && !excluded,
             };
@@ -712,7 +788,8 @@ impl RuleSet {
             }
         }
         listed.sort_by_key(|(rank, f, decisive)| (!*decisive, *rank, f.rule));
-        let silent_unknown_note = |f: &Fired<'_>| f.value == Tri::Unknown && policy(f) == IfUnknown::Ignore;
+        let silent_unknown_note =
+            |f: &Fired<'_>| f.value == Tri::Unknown && policy(f) == IfUnknown::Ignore;
         for (_, f, decisive) in listed {
             let Some(r) = rule(f) else { continue };
             if silent_unknown_note(f) {
@@ -728,7 +805,7 @@ impl RuleSet {
                 rule: r.id.clone(),
                 effect: r.effect,
                 decisive,
-                unknown: f.value == Tri::Unknown,
+                condition: f.value,
                 text,
                 sources: r.sources.clone(),
                 facts: describe_all(e, atoms),
@@ -741,8 +818,10 @@ impl RuleSet {
                     rule: Arc::from("pathway.no-indication"),
                     effect: Effect::Gate,
                     decisive: true,
-                    unknown: false,
-                    text: Arc::from("No rule of this rule set indicates this step for this patient."),
+                    condition: Tri::False,
+                    text: Arc::from(
+                        "No rule of this rule set indicates this step for this patient.",
+                    ),
                     sources: Vec::new(),
                     facts: Vec::new(),
                 },

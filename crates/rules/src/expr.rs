@@ -174,8 +174,7 @@ fn lex(src: &str) -> Result<Vec<(Tok, Range<usize>)>, SyntaxError> {
                     (b'=', _) => CmpOp::Eq,
                     _ => {
                         return Err(SyntaxError {
-                            message: "`!` must be followed by `=`; write `not` for negation"
-                                .into(),
+                            message: "`!` must be followed by `=`; write `not` for negation".into(),
                             span: start..start + 1,
                         });
                     }
@@ -493,7 +492,11 @@ mod tests {
         );
         assert!(matches!(
             parse("spasticity-distribution = focal").unwrap(),
-            Ast::Compare { value: Value::Name(_), op: CmpOp::Eq, .. }
+            Ast::Compare {
+                value: Value::Name(_),
+                op: CmpOp::Eq,
+                ..
+            }
         ));
     }
 

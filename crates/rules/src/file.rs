@@ -38,6 +38,9 @@ pub(crate) struct Header {
     pub title: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Display names of the tiers, tier 0 first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tier_names: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,6 +6,7 @@ use pathway_core::{Date, Status, StepId};
 use serde::{Deserialize, Serialize};
 
 use crate::ruleset::{Effect, Stamp};
+use crate::tri::Tri;
 
 /// A fact a rule read, with its value and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,9 +30,9 @@ pub struct Reason {
     pub effect: Effect,
     /// Whether this rule decided the status (others are listed for context).
     pub decisive: bool,
-    /// The condition could not be decided because a fact is missing.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub unknown: bool,
+    /// How the rule's condition came out: `true`, `false` (a gate that is shut) or `unknown`
+    /// (a fact is missing).
+    pub condition: Tri,
     /// Plain-language text.
     pub text: Arc<str>,
     /// Source keys.

@@ -243,6 +243,7 @@ pub(crate) struct Compiled {
 pub struct RuleSet {
     pub(crate) stamp: Stamp,
     pub(crate) title: String,
+    pub(crate) tier_names: Vec<String>,
     pub(crate) ladder: Ladder,
     pub(crate) sources: BTreeMap<String, Source>,
     pub(crate) facts: Vec<FactDef>,
@@ -279,7 +280,10 @@ impl RuleSet {
         let text = std::fs::read_to_string(path).map_err(|e| {
             LoadError::new(
                 &name,
-                vec![Diagnostic::new(ErrorKind::Syntax, format!("cannot read the file: {e}")).locate(&name, "")],
+                vec![
+                    Diagnostic::new(ErrorKind::Syntax, format!("cannot read the file: {e}"))
+                        .locate(&name, ""),
+                ],
             )
         })?;
         RuleSet::from_toml(&name, &text)
@@ -296,15 +300,18 @@ impl RuleSet {
             }
             LoadError::new(file, vec![d.locate(file, text)])
         })?;
-        Compiler::new(text).compile(doc).map_err(|ds| {
-            LoadError::new(file, ds.into_iter().map(|d| d.locate(file, text)).collect())
-        }).map(|mut rs| {
-            rs.warnings = std::mem::take(&mut rs.warnings)
-                .into_iter()
-                .map(|d| d.locate(file, text))
-                .collect();
-            rs
-        })
+        Compiler::new(text)
+            .compile(doc)
+            .map_err(|ds| {
+                LoadError::new(file, ds.into_iter().map(|d| d.locate(file, text)).collect())
+            })
+            .map(|mut rs| {
+                rs.warnings = std::mem::take(&mut rs.warnings)
+                    .into_iter()
+                    .map(|d| d.locate(file, text))
+                    .collect();
+                rs
+            })
     }
 
     /// The rule set as TOML text; loading it again gives an equal rule set.
@@ -329,12 +336,26 @@ impl RuleSet {
         &self.title
     }
 
+    /// The display name of a tier (`Tier 2` when the rule set names none).
+    ///
+    /// ```
+    /// let rs = pathway_rules::RuleSet::ms_spasticity().unwrap();
+    /// assert_eq!(rs.tier_name(2), "Oral drugs");
+    /// assert_eq!(rs.tier_name(9), "Tier 9");
+    /// ```
+    pub fn tier_name(&self, tier: u8) -> String {
+        self.tier_names
+            .get(usize::from(tier))
+            .cloned()
+            .unwrap_or_else(|| format!("Tier {tier}"))
+    }
+
     /// The ladder.
     pub fn ladder(&self) -> &Ladder {
         &self.ladder
     }
 
-    /// The rules, sorted by id.
+    /// The rules, in natural order of their ids (`R2` before `R15`).
     pub fn rules(&self) -> impl Iterator<Item = &Rule> {
         self.rules.iter()
     }
@@ -342,7 +363,7 @@ impl RuleSet {
     /// The rule with this id.
     pub fn rule(&self, id: &str) -> Option<&Rule> {
         self.rules
-            .binary_search_by(|r| (*r.id).cmp(id))
+            .binary_search_by(|r| natural_cmp(&r.id, id))
             .ok()
             .and_then(|i| self.rules.get(i))
     }
@@ -388,7 +409,9 @@ impl RuleSet {
 
 fn hash(doc: &Document) -> String {
     let mut canonical = doc.clone();
-    canonical.rules.sort_by(|a, b| a.id.get_ref().cmp(b.id.get_ref()));
+    canonical
+        .rules
+        .sort_by(|a, b| a.id.get_ref().cmp(b.id.get_ref()));
     let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
     let digest = Sha256::digest(&bytes);
     let mut out = String::with_capacity(7 + 64);
@@ -397,6 +420,47 @@ fn hash(doc: &Document) -> String {
         out.push_str(&format!("{b:02x}"));
     }
     out
+}
+
+/// Orders rule ids the way people read them: runs of digits compare as numbers, so `R2` <
+/// `R8` < `R15` < `R20.baclofen`.
+pub(crate) fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn chunks(s: &str) -> impl Iterator<Item = (bool, &str)> {
+        let mut rest = s;
+        std::iter::from_fn(move || {
+            let first = rest.chars().next()?;
+            let digit = first.is_ascii_digit();
+            let end = rest
+                .find(|c: char| c.is_ascii_digit() != digit)
+                .unwrap_or(rest.len());
+            let (head, tail) = rest.split_at(end);
+            rest = tail;
+            Some((digit, head))
+        })
+    }
+    let mut x = chunks(a);
+    let mut y = chunks(b);
+    loop {
+        match (x.next(), y.next()) {
+            (None, None) => return a.cmp(b),
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some((true, p)), Some((true, q))) => {
+                let p = p.trim_start_matches('0');
+                let q = q.trim_start_matches('0');
+                let o = p.len().cmp(&q.len()).then_with(|| p.cmp(q));
+                if o.is_ne() {
+                    return o;
+                }
+            }
+            (Some((_, p)), Some((_, q))) => {
+                let o = p.cmp(q);
+                if o.is_ne() {
+                    return o;
+                }
+            }
+        }
+    }
 }
 
 fn valid_name(s: &str) -> bool {
@@ -517,12 +581,20 @@ impl<'t> Compiler<'t> {
         }
     }
 
-    fn check_sources(&mut self, doc_sources: &BTreeMap<String, crate::file::SourceDoc>, owner: &Spanned<String>, keys: &[Spanned<String>]) {
+    fn check_sources(
+        &mut self,
+        doc_sources: &BTreeMap<String, crate::file::SourceDoc>,
+        owner: &Spanned<String>,
+        keys: &[Spanned<String>],
+    ) {
         if keys.is_empty() {
             self.push(
                 Diagnostic::new(
                     ErrorKind::MissingSource,
-                    format!("`{}` cites no source; every rule needs `source = [..]`", owner.get_ref()),
+                    format!(
+                        "`{}` cites no source; every rule needs `source = [..]`",
+                        owner.get_ref()
+                    ),
                 )
                 .rule(owner.get_ref())
                 .field("source")
@@ -551,7 +623,10 @@ impl<'t> Compiler<'t> {
                 self.push(
                     Diagnostic::new(
                         ErrorKind::Syntax,
-                        format!("step id `{}` must be lower-case words joined by `-`", s.id.get_ref()),
+                        format!(
+                            "step id `{}` must be lower-case words joined by `-`",
+                            s.id.get_ref()
+                        ),
                     )
                     .field("id")
                     .at(s.id.span()),
@@ -624,7 +699,8 @@ impl<'t> Compiler<'t> {
             doc.edges
                 .iter()
                 .find(|e| {
-                    e.from.iter().any(|f| f.get_ref() == from) && e.to.iter().any(|t| t.get_ref() == to)
+                    e.from.iter().any(|f| f.get_ref() == from)
+                        && e.to.iter().any(|t| t.get_ref() == to)
                 })
                 .and_then(|e| e.from.iter().find(|f| f.get_ref() == from))
                 .map(Spanned::span)
@@ -647,9 +723,8 @@ impl<'t> Compiler<'t> {
                 .iter()
                 .find(|s| s.id.get_ref() == step.as_str())
                 .map(|s| s.id.span()),
-            LadderError::TierBackwards { from, to, .. } | LadderError::EmptyEscalation { from, to } => {
-                edge_with(from.as_str(), to.as_str())
-            }
+            LadderError::TierBackwards { from, to, .. }
+            | LadderError::EmptyEscalation { from, to } => edge_with(from.as_str(), to.as_str()),
             LadderError::Cycle { steps } => doc
                 .edges
                 .iter()
@@ -657,7 +732,9 @@ impl<'t> Compiler<'t> {
                 .find_map(|e| {
                     e.from.iter().find(|f| {
                         steps.iter().any(|s| s.as_str() == f.get_ref())
-                            && e.to.iter().any(|t| steps.iter().any(|s| s.as_str() == t.get_ref()))
+                            && e.to
+                                .iter()
+                                .any(|t| steps.iter().any(|s| s.as_str() == t.get_ref()))
                     })
                 })
                 .map(Spanned::span),
@@ -670,24 +747,43 @@ impl<'t> Compiler<'t> {
         for (id, f) in &doc.facts {
             let at = f.ty.span();
             let bad = |c: &mut Self, msg: String| {
-                c.push(Diagnostic::new(ErrorKind::InvalidRule, msg).rule(id).at(at.clone()));
+                c.push(
+                    Diagnostic::new(ErrorKind::InvalidRule, msg)
+                        .rule(id)
+                        .at(at.clone()),
+                );
             };
             if !valid_name(id) || RESERVED.contains(&id.as_str()) {
-                bad(self, format!("`{id}` cannot name a fact: use lower-case words joined by `-`, not a built-in name"));
+                bad(
+                    self,
+                    format!(
+                        "`{id}` cannot name a fact: use lower-case words joined by `-`, not a built-in name"
+                    ),
+                );
             }
             if doc.derived.contains_key(id) {
                 self.push(
-                    Diagnostic::new(ErrorKind::Duplicate, format!("`{id}` is both a fact and a derived fact"))
-                        .rule(id)
-                        .at(at.clone()),
+                    Diagnostic::new(
+                        ErrorKind::Duplicate,
+                        format!("`{id}` is both a fact and a derived fact"),
+                    )
+                    .rule(id)
+                    .at(at.clone()),
                 );
             }
             let ty = *f.ty.get_ref();
             if ty != FactType::Code && (!f.values.is_empty() || !f.unknown_values.is_empty()) {
                 bad(self, format!("fact `{id}`: only code facts take `values`"));
             }
-            if ty != FactType::Number && (f.min.is_some() || f.max.is_some() || f.integer || f.unit.is_some()) {
-                bad(self, format!("fact `{id}`: only number facts take `min`, `max`, `integer` or `unit`"));
+            if ty != FactType::Number
+                && (f.min.is_some() || f.max.is_some() || f.integer || f.unit.is_some())
+            {
+                bad(
+                    self,
+                    format!(
+                        "fact `{id}`: only number facts take `min`, `max`, `integer` or `unit`"
+                    ),
+                );
             }
             let kind = match ty {
                 FactType::Bool => FactKind::Bool,
@@ -699,12 +795,23 @@ impl<'t> Compiler<'t> {
                 },
                 FactType::Code => {
                     let distinct: BTreeSet<_> = f.values.iter().collect();
-                    if f.values.is_empty() || distinct.len() != f.values.len() || f.values.len() > 63 {
-                        bad(self, format!("fact `{id}`: a code fact needs 1 to 63 distinct `values`"));
+                    if f.values.is_empty()
+                        || distinct.len() != f.values.len()
+                        || f.values.len() > 63
+                    {
+                        bad(
+                            self,
+                            format!("fact `{id}`: a code fact needs 1 to 63 distinct `values`"),
+                        );
                     }
                     for u in &f.unknown_values {
                         if !f.values.contains(u) {
-                            bad(self, format!("fact `{id}`: unknown value `{u}` is not one of its `values`"));
+                            bad(
+                                self,
+                                format!(
+                                    "fact `{id}`: unknown value `{u}` is not one of its `values`"
+                                ),
+                            );
                         }
                     }
                     FactKind::Code {
@@ -715,12 +822,18 @@ impl<'t> Compiler<'t> {
             };
             let absent = match (&f.absent, &f.absent_unknown_when) {
                 (Some(_), Some(_)) => {
-                    bad(self, format!("fact `{id}`: give `absent` or `absent-unknown-when`, not both"));
+                    bad(
+                        self,
+                        format!("fact `{id}`: give `absent` or `absent-unknown-when`, not both"),
+                    );
                     Absent::Unknown
                 }
                 (None, Some(w)) => {
                     if ty != FactType::Bool {
-                        bad(self, format!("fact `{id}`: `absent-unknown-when` is for yes/no facts"));
+                        bad(
+                            self,
+                            format!("fact `{id}`: `absent-unknown-when` is for yes/no facts"),
+                        );
                     }
                     Absent::UnknownWhen(w.get_ref().clone())
                 }
@@ -770,9 +883,12 @@ impl<'t> Compiler<'t> {
         for (id, d) in &doc.derived {
             if !valid_name(id) || RESERVED.contains(&id.as_str()) {
                 self.push(
-                    Diagnostic::new(ErrorKind::InvalidRule, format!("`{id}` cannot name a derived fact"))
-                        .rule(id)
-                        .at(d.when.span()),
+                    Diagnostic::new(
+                        ErrorKind::InvalidRule,
+                        format!("`{id}` cannot name a derived fact"),
+                    )
+                    .rule(id)
+                    .at(d.when.span()),
                 );
             }
         }
@@ -797,9 +913,14 @@ impl<'t> Compiler<'t> {
         let mut adjunct_hosts = vec![Vec::new(); n];
         let mut tiers = vec![0u8; n];
         if let Some(l) = &ladder {
-            let pos = |s: &Step| l.position(s.id.as_str()).and_then(|p| u16::try_from(p).ok());
+            let pos = |s: &Step| {
+                l.position(s.id.as_str())
+                    .and_then(|p| u16::try_from(p).ok())
+            };
             for (a, b, t) in l.edges() {
-                let (Some(pa), Some(pb)) = (pos(a), pos(b)) else { continue };
+                let (Some(pa), Some(pb)) = (pos(a), pos(b)) else {
+                    continue;
+                };
                 match t.kind {
                     EdgeKind::Escalation => {
                         let ix = u16::try_from(edges.len()).unwrap_or(u16::MAX);
@@ -856,10 +977,13 @@ impl<'t> Compiler<'t> {
             for s in &d.source {
                 if !doc.sources.contains_key(s.get_ref()) {
                     self.push(
-                        Diagnostic::new(ErrorKind::UnknownSource, format!("source `{}` is not declared under [sources]", s.get_ref()))
-                            .rule(id)
-                            .field("source")
-                            .at(s.span()),
+                        Diagnostic::new(
+                            ErrorKind::UnknownSource,
+                            format!("source `{}` is not declared under [sources]", s.get_ref()),
+                        )
+                        .rule(id)
+                        .field("source")
+                        .at(s.span()),
                     );
                 }
             }
@@ -886,8 +1010,12 @@ impl<'t> Compiler<'t> {
         // Absent policies.
         let mut absent_when = vec![None; names.fact_defs.len()];
         for (i, (id, f)) in doc.facts.iter().enumerate() {
-            let Some(w) = &f.absent_unknown_when else { continue };
-            let Some(c) = self.condition(&names, w, None, id, "absent-unknown-when") else { continue };
+            let Some(w) = &f.absent_unknown_when else {
+                continue;
+            };
+            let Some(c) = self.condition(&names, w, None, id, "absent-unknown-when") else {
+                continue;
+            };
             let conditional: BTreeSet<u16> = doc
                 .facts
                 .values()
@@ -895,7 +1023,11 @@ impl<'t> Compiler<'t> {
                 .filter(|(_, f)| f.absent_unknown_when.is_some())
                 .filter_map(|(j, _)| u16::try_from(j).ok())
                 .collect();
-            let reads = if cyclic { Reads::default() } else { derived_info.reads(&c) };
+            let reads = if cyclic {
+                Reads::default()
+            } else {
+                derived_info.reads(&c)
+            };
             if reads.availability || reads.facts.iter().any(|f| conditional.contains(f)) {
                 self.push(
                     Diagnostic::new(
@@ -926,7 +1058,11 @@ impl<'t> Compiler<'t> {
             if_unknown: IfUnknown::NotYet,
             unknown_text: None,
             text: Arc::from(app.text.as_str()),
-            sources: app.source.iter().map(|s| Arc::from(s.get_ref().as_str())).collect(),
+            sources: app
+                .source
+                .iter()
+                .map(|s| Arc::from(s.get_ref().as_str()))
+                .collect(),
         };
 
         // Rules, in id order.
@@ -934,7 +1070,10 @@ impl<'t> Compiler<'t> {
         order.sort_by(|&a, &b| {
             let ka = doc.rules.get(a).map(|r| r.id.get_ref());
             let kb = doc.rules.get(b).map(|r| r.id.get_ref());
-            ka.cmp(&kb).then(a.cmp(&b))
+            match (ka, kb) {
+                (Some(x), Some(y)) => natural_cmp(x, y).then(a.cmp(&b)),
+                _ => a.cmp(&b),
+            }
         });
         let mut rules = Vec::new();
         let mut step_rules: Vec<Vec<(u16, Cond)>> = vec![Vec::new(); n];
@@ -944,29 +1083,42 @@ impl<'t> Compiler<'t> {
             let id = r.id.get_ref().as_str();
             if !valid_rule_id(id) {
                 self.push(
-                    Diagnostic::new(ErrorKind::Syntax, format!("rule id `{id}` must be letters, digits, `-`, `.` or `_`"))
-                        .rule(id)
-                        .field("id")
-                        .at(r.id.span()),
+                    Diagnostic::new(
+                        ErrorKind::Syntax,
+                        format!("rule id `{id}` must be letters, digits, `-`, `.` or `_`"),
+                    )
+                    .rule(id)
+                    .field("id")
+                    .at(r.id.span()),
                 );
             }
             if let Some(first) = seen_ids.get(id) {
-                let later = if first.start < r.id.span().start { r.id.span() } else { first.clone() };
+                let later = if first.start < r.id.span().start {
+                    r.id.span()
+                } else {
+                    first.clone()
+                };
                 self.push(
-                    Diagnostic::new(ErrorKind::Duplicate, format!("rule id `{id}` is used more than once"))
-                        .rule(id)
-                        .field("id")
-                        .at(later),
+                    Diagnostic::new(
+                        ErrorKind::Duplicate,
+                        format!("rule id `{id}` is used more than once"),
+                    )
+                    .rule(id)
+                    .field("id")
+                    .at(later),
                 );
                 continue;
             }
             seen_ids.insert(id, r.id.span());
             if r.text.trim().is_empty() {
                 self.push(
-                    Diagnostic::new(ErrorKind::InvalidRule, "the rule has no plain-language `text`")
-                        .rule(id)
-                        .field("text")
-                        .at(r.id.span()),
+                    Diagnostic::new(
+                        ErrorKind::InvalidRule,
+                        "the rule has no plain-language `text`",
+                    )
+                    .rule(id)
+                    .field("text")
+                    .at(r.id.span()),
                 );
             }
             self.check_sources(&doc.sources, &r.id, &r.source);
@@ -982,10 +1134,13 @@ impl<'t> Compiler<'t> {
                 (Effect::Gate, None, Some(q)) => (Some(q), "requires"),
                 (Effect::Gate, _, _) => {
                     self.push(
-                        Diagnostic::new(ErrorKind::InvalidRule, "a gate states what it `requires` (and has no `when`)")
-                            .rule(id)
-                            .field("requires")
-                            .at(r.effect.span()),
+                        Diagnostic::new(
+                            ErrorKind::InvalidRule,
+                            "a gate states what it `requires` (and has no `when`)",
+                        )
+                        .rule(id)
+                        .field("requires")
+                        .at(r.effect.span()),
                     );
                     (None, "requires")
                 }
@@ -1003,9 +1158,14 @@ impl<'t> Compiler<'t> {
                     (None, "when")
                 }
             };
-            let if_unknown = match (effect, r.if_unknown.as_ref().map(|u| (*u.get_ref(), u.span()))) {
+            let if_unknown = match (
+                effect,
+                r.if_unknown.as_ref().map(|u| (*u.get_ref(), u.span())),
+            ) {
                 (Effect::Gate, None) => IfUnknown::NotYet,
-                (Effect::Exclude | Effect::Caution, None | Some((UnknownDoc::Caution, _))) => IfUnknown::Caution,
+                (Effect::Exclude | Effect::Caution, None | Some((UnknownDoc::Caution, _))) => {
+                    IfUnknown::Caution
+                }
                 (Effect::Caution, Some((UnknownDoc::Note, _))) => IfUnknown::Note,
                 (Effect::Caution, Some((UnknownDoc::Ignore, _))) => IfUnknown::Ignore,
                 (Effect::Offer | Effect::Continue | Effect::Note, None) => IfUnknown::NoEffect,
@@ -1027,20 +1187,26 @@ impl<'t> Compiler<'t> {
             };
             if (if_unknown == IfUnknown::Note) != r.unknown_text.is_some() {
                 self.push(
-                    Diagnostic::new(ErrorKind::InvalidRule, "`unknown-text` goes with `if-unknown = \"note\"`, and that needs it")
-                        .rule(id)
-                        .field("unknown-text")
-                        .at(r.id.span()),
+                    Diagnostic::new(
+                        ErrorKind::InvalidRule,
+                        "`unknown-text` goes with `if-unknown = \"note\"`, and that needs it",
+                    )
+                    .rule(id)
+                    .field("unknown-text")
+                    .at(r.id.span()),
                 );
             }
             // The steps the rule applies to, in ladder order.
             let mut targets: BTreeSet<u16> = BTreeSet::new();
             match (r.steps.is_empty(), r.tiers.is_empty()) {
                 (true, true) | (false, false) => self.push(
-                    Diagnostic::new(ErrorKind::InvalidRule, "a rule names its `steps` or its `tiers` (one of the two)")
-                        .rule(id)
-                        .field("steps")
-                        .at(r.id.span()),
+                    Diagnostic::new(
+                        ErrorKind::InvalidRule,
+                        "a rule names its `steps` or its `tiers` (one of the two)",
+                    )
+                    .rule(id)
+                    .field("steps")
+                    .at(r.id.span()),
                 ),
                 (false, true) => {
                     for s in &r.steps {
@@ -1049,10 +1215,13 @@ impl<'t> Compiler<'t> {
                                 targets.insert(p);
                             }
                             None => self.push(
-                                Diagnostic::new(ErrorKind::UnknownStep, format!("`{}` is not a step of the ladder", s.get_ref()))
-                                    .rule(id)
-                                    .field("steps")
-                                    .at(s.span()),
+                                Diagnostic::new(
+                                    ErrorKind::UnknownStep,
+                                    format!("`{}` is not a step of the ladder", s.get_ref()),
+                                )
+                                .rule(id)
+                                .field("steps")
+                                .at(s.span()),
                             ),
                         }
                     }
@@ -1065,10 +1234,13 @@ impl<'t> Compiler<'t> {
                     }
                     if targets.is_empty() {
                         self.push(
-                            Diagnostic::new(ErrorKind::UnknownStep, format!("no step has tier {:?}", r.tiers))
-                                .rule(id)
-                                .field("tiers")
-                                .at(r.id.span()),
+                            Diagnostic::new(
+                                ErrorKind::UnknownStep,
+                                format!("no step has tier {:?}", r.tiers),
+                            )
+                            .rule(id)
+                            .field("tiers")
+                            .at(r.id.span()),
                         );
                     }
                 }
@@ -1076,7 +1248,9 @@ impl<'t> Compiler<'t> {
             let rule_ix = u16::try_from(rules.len()).unwrap_or(u16::MAX);
             if let Some(src) = cond_src {
                 for &t in &targets {
-                    let Some(c) = self.condition(&names, src, Some(t), id, field) else { break };
+                    let Some(c) = self.condition(&names, src, Some(t), id, field) else {
+                        break;
+                    };
                     if effect == Effect::Exclude && !cyclic && derived_info.reads(&c).availability {
                         self.push(
                             Diagnostic::new(
@@ -1106,7 +1280,11 @@ impl<'t> Compiler<'t> {
                 if_unknown,
                 unknown_text: r.unknown_text.as_deref().map(Arc::from),
                 text: Arc::from(r.text.as_str()),
-                sources: r.source.iter().map(|s| Arc::from(s.get_ref().as_str())).collect(),
+                sources: r
+                    .source
+                    .iter()
+                    .map(|s| Arc::from(s.get_ref().as_str()))
+                    .collect(),
             });
         }
 
@@ -1124,6 +1302,7 @@ impl<'t> Compiler<'t> {
                 hash: hash(&doc),
             },
             title: doc.ruleset.title.clone(),
+            tier_names: doc.ruleset.tier_names.clone(),
             ladder,
             sources: doc
                 .sources
@@ -1224,7 +1403,10 @@ impl<'c> DerivedInfo<'c> {
                     r.availability = true;
                 }
                 match n {
-                    Cond::Bool(f) | Cond::Known(f) | Cond::Code(f, _) | Cond::Num(crate::cond::NumSrc::Fact(f), _, _) => {
+                    Cond::Bool(f)
+                    | Cond::Known(f)
+                    | Cond::Code(f, _)
+                    | Cond::Num(crate::cond::NumSrc::Fact(f), _, _) => {
                         r.facts.insert(*f);
                     }
                     Cond::Derived(d) => {
@@ -1242,10 +1424,17 @@ impl<'c> DerivedInfo<'c> {
     }
 }
 
-fn lint(ladder: &Ladder, rules: &[Rule], step_rules: &[Vec<(u16, Cond)>], doc: &Document) -> Vec<Diagnostic> {
+fn lint(
+    ladder: &Ladder,
+    rules: &[Rule],
+    step_rules: &[Vec<(u16, Cond)>],
+    doc: &Document,
+) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for (i, step) in ladder.steps().enumerate() {
-        let Some(list) = step_rules.get(i) else { continue };
+        let Some(list) = step_rules.get(i) else {
+            continue;
+        };
         let indicated = list.iter().any(|(r, c)| {
             rules
                 .get(usize::from(*r))
@@ -1275,11 +1464,30 @@ fn lint(ladder: &Ladder, rules: &[Rule], step_rules: &[Vec<(u16, Cond)>], doc: &
             && c.get_ref().trim() == "false"
         {
             out.push(
-                Diagnostic::new(ErrorKind::Lint, "this rule can never fire: its condition is `false`")
-                    .rule(r.id.get_ref())
-                    .at(c.span()),
+                Diagnostic::new(
+                    ErrorKind::Lint,
+                    "this rule can never fire: its condition is `false`",
+                )
+                .rule(r.id.get_ref())
+                .at(c.span()),
             );
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn natural_order_reads_numbers_as_numbers() {
+        let mut ids = ["R20.b", "R8.x", "R15.c", "R2.a", "R20.a", "R100", "Rx"];
+        ids.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            ids,
+            ["R2.a", "R8.x", "R15.c", "R20.a", "R20.b", "R100", "Rx"]
+        );
+        assert_eq!(natural_cmp("R08", "R8"), std::cmp::Ordering::Less);
+    }
 }

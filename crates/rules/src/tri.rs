@@ -11,7 +11,10 @@
 /// assert_eq!(Tri::True.or(Tri::Unknown), Tri::True);
 /// assert_eq!(Tri::Unknown.not(), Tri::Unknown);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Tri {
     /// Definitely false.
     False,

@@ -1,0 +1,195 @@
+//! # pathway-report
+//!
+//! Renders a [`Recommendation`] for a person to read: grouped by tier, one line per step with
+//! its status, the decisive reasons in plain language, notes, and the missing facts that could
+//! change the answer.
+//!
+//! ```
+//! use pathway_core::{Date, Profile};
+//! use pathway_report::TextReport;
+//! use pathway_rules::RuleSet;
+//!
+//! let rs = RuleSet::ms_spasticity().unwrap();
+//! let p = Profile::new(Date::constant(2026, 11, 22), 45)
+//!     .with_fact("multiple-sclerosis", true)
+//!     .with_fact("spasticity", true);
+//! let text = TextReport::new(&rs).render(&rs.evaluate(&p).unwrap());
+//! assert!(text.contains("Aggravating factors"));
+//! assert!(text.contains("OFFER     Look for and treat aggravating factors"));
+//! ```
+#![forbid(unsafe_code)]
+
+use std::fmt::Write as _;
+
+use pathway_core::Status;
+use pathway_rules::{Effect, Recommendation, RuleSet, Tri};
+
+/// A plain-text report, optionally with ANSI colour.
+#[derive(Debug, Clone)]
+pub struct TextReport<'a> {
+    rs: &'a RuleSet,
+    colour: bool,
+    width: usize,
+}
+
+/// The label and ANSI colour of a status.
+fn label(s: Status) -> (&'static str, &'static str) {
+    match s {
+        Status::Continue => ("CONTINUE", "\x1b[1;34m"),
+        Status::Offer => ("OFFER", "\x1b[1;32m"),
+        Status::Caution => ("CAUTION", "\x1b[1;33m"),
+        Status::NotYet => ("NOT YET", "\x1b[2m"),
+        Status::Excluded => ("EXCLUDED", "\x1b[1;31m"),
+    }
+}
+
+impl<'a> TextReport<'a> {
+    /// A report for results of this rule set (it names the tiers).
+    pub fn new(rs: &'a RuleSet) -> Self {
+        TextReport {
+            rs,
+            colour: false,
+            width: 100,
+        }
+    }
+
+    /// Colour the statuses (for a terminal).
+    #[must_use]
+    pub fn colour(mut self, on: bool) -> Self {
+        self.colour = on;
+        self
+    }
+
+    /// Wrap text at this many columns (at least 60).
+    #[must_use]
+    pub fn width(mut self, width: usize) -> Self {
+        self.width = width.max(60);
+        self
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.colour {
+            format!("{code}{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    /// Renders the recommendation.
+    pub fn render(&self, rec: &Recommendation) -> String {
+        let mut out = String::new();
+        let short = rec.ruleset.hash.get(..19).unwrap_or(&rec.ruleset.hash);
+        let _ = writeln!(
+            out,
+            "Evaluated {} with rule set {} {} ({short})",
+            rec.date, rec.ruleset.id, rec.ruleset.version
+        );
+        if !rec.applicable {
+            let why = rec
+                .steps
+                .first()
+                .and_then(|s| s.reasons.first())
+                .map_or("", |r| &*r.text);
+            let _ = writeln!(out, "The pathway does not apply: {why}");
+            if !rec.missing.is_empty() {
+                let _ = writeln!(out, "Missing: {}", rec.missing.join(", "));
+            }
+            return out;
+        }
+        let mut tier = None;
+        for s in &rec.steps {
+            if tier != Some(s.tier) {
+                tier = Some(s.tier);
+                let _ = writeln!(out);
+                let title = self.rs.tier_name(s.tier);
+                let _ = writeln!(out, "{}", self.paint("\x1b[1m", &title));
+            }
+            let (text, code) = label(s.status);
+            let _ = writeln!(
+                out,
+                "  {} {}",
+                self.paint(code, &format!("{text:<9}")),
+                s.name
+            );
+            let indent = "            ";
+            for r in &s.reasons {
+                let mark = match (r.effect, r.condition) {
+                    (Effect::Note, _) => "note:",
+                    (Effect::Gate, Tri::True) => "met:",
+                    (Effect::Gate, _) => "needs:",
+                    (_, Tri::Unknown) => "check:",
+                    _ if r.decisive => "why:",
+                    _ => "also:",
+                };
+                let mut line = format!("{mark} {}", r.text);
+                let facts: Vec<String> = r
+                    .facts
+                    .iter()
+                    .filter(|f| !f.value.starts_with("not recorded (false)"))
+                    .map(|f| format!("{} = {}", f.fact, f.value))
+                    .collect();
+                if !facts.is_empty() && r.effect != Effect::Note {
+                    let _ = write!(line, " [{}]", facts.join("; "));
+                }
+                let _ = write!(line, " ({}; {})", r.rule, r.sources.join(", "));
+                for (i, l) in wrap(&line, self.width.saturating_sub(indent.len()))
+                    .iter()
+                    .enumerate()
+                {
+                    let pad = if i == 0 {
+                        indent.to_owned()
+                    } else {
+                        format!("{indent}  ")
+                    };
+                    let _ = writeln!(out, "{pad}{l}");
+                }
+            }
+            if !s.missing.is_empty() {
+                let line = format!("missing: {}", s.missing.join(", "));
+                let _ = writeln!(out, "{indent}{}", self.paint("\x1b[35m", &line));
+            }
+        }
+        if !rec.warnings.is_empty() {
+            let _ = writeln!(out);
+            for w in &rec.warnings {
+                let _ = writeln!(out, "warning: {w}");
+            }
+        }
+        out
+    }
+}
+
+/// Greedy word wrap.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrap_keeps_words_whole_and_lines_short() {
+        let lines = wrap("aaa bbb ccc ddd", 7);
+        assert_eq!(lines, ["aaa bbb", "ccc ddd"]);
+        assert_eq!(wrap("", 10), Vec::<String>::new());
+        assert_eq!(
+            wrap("averyveryverylongword x", 5),
+            ["averyveryverylongword", "x"]
+        );
+    }
+}
