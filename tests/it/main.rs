@@ -9,5 +9,6 @@
     missing_docs
 )]
 
+mod properties;
 mod support;
 mod vignettes;

@@ -36,11 +36,13 @@ mod error;
 mod eval;
 mod expr;
 mod file;
+mod generate;
 mod recommendation;
 mod ruleset;
 mod tri;
 
 pub use error::{Diagnostic, ErrorKind, LoadError, Location, ProfileError, Severity};
+pub use generate::PatientGenerator;
 pub use recommendation::{FactUse, Reason, Recommendation, StepResult};
 pub use ruleset::{
     Absent, Derived, Effect, FactDef, FactKind, IfUnknown, MS_SPASTICITY_TOML, Rule, RuleSet,
