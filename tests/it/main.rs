@@ -10,5 +10,6 @@
 )]
 
 mod properties;
+mod ruleset_errors;
 mod support;
 mod vignettes;

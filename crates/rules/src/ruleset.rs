@@ -13,7 +13,7 @@ use toml::Spanned;
 use crate::cond::{Cond, RESERVED, Scope};
 use crate::error::{Diagnostic, ErrorKind, LoadError};
 use crate::expr;
-use crate::file::{Document, EffectDoc, FactType, UnknownDoc};
+use crate::file::{Document, EffectDoc, FactType, RuleDoc, UnknownDoc};
 
 /// What a rule does to the status of its steps when its condition holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -865,6 +865,193 @@ impl<'t> Compiler<'t> {
         out
     }
 
+    /// Checks one rule and compiles its condition for each of its steps.
+    fn rule(
+        &mut self,
+        doc: &Document,
+        names: &Names,
+        r: &RuleDoc,
+        derived_info: &mut DerivedInfo<'_>,
+        cyclic: bool,
+    ) -> (Rule, Vec<(u16, Cond)>) {
+        let id = r.id.get_ref().as_str();
+        let mut compiled = Vec::new();
+        if r.text.trim().is_empty() {
+            self.push(
+                Diagnostic::new(
+                    ErrorKind::InvalidRule,
+                    "the rule has no plain-language `text`",
+                )
+                .rule(id)
+                .field("text")
+                .at(r.id.span()),
+            );
+        }
+        self.check_sources(&doc.sources, &r.id, &r.source);
+        let effect = match r.effect.get_ref() {
+            EffectDoc::Exclude => Effect::Exclude,
+            EffectDoc::Continue => Effect::Continue,
+            EffectDoc::Gate => Effect::Gate,
+            EffectDoc::Caution => Effect::Caution,
+            EffectDoc::Offer => Effect::Offer,
+            EffectDoc::Note => Effect::Note,
+        };
+        let (cond_src, field) = match (effect, &r.when, &r.requires) {
+            (Effect::Gate, None, Some(q)) => (Some(q), "requires"),
+            (Effect::Gate, _, _) => {
+                self.push(
+                    Diagnostic::new(
+                        ErrorKind::InvalidRule,
+                        "a gate states what it `requires` (and has no `when`)",
+                    )
+                    .rule(id)
+                    .field("requires")
+                    .at(r.effect.span()),
+                );
+                (None, "requires")
+            }
+            (_, Some(w), None) => (Some(w), "when"),
+            (e, _, _) => {
+                self.push(
+                    Diagnostic::new(
+                        ErrorKind::InvalidRule,
+                        format!("a rule with effect `{}` states `when` it applies (and has no `requires`)", e.as_str()),
+                    )
+                    .rule(id)
+                    .field("when")
+                    .at(r.effect.span()),
+                );
+                (None, "when")
+            }
+        };
+        let if_unknown = match (
+            effect,
+            r.if_unknown.as_ref().map(|u| (*u.get_ref(), u.span())),
+        ) {
+            (Effect::Gate, None) => IfUnknown::NotYet,
+            (Effect::Exclude | Effect::Caution, None | Some((UnknownDoc::Caution, _))) => {
+                IfUnknown::Caution
+            }
+            (Effect::Caution, Some((UnknownDoc::Note, _))) => IfUnknown::Note,
+            (Effect::Caution, Some((UnknownDoc::Ignore, _))) => IfUnknown::Ignore,
+            (Effect::Offer | Effect::Continue | Effect::Note, None) => IfUnknown::NoEffect,
+            (e, Some((_, span))) => {
+                self.push(
+                    Diagnostic::new(
+                        ErrorKind::InvalidRule,
+                        format!(
+                            "`if-unknown` does not fit effect `{}`: exclusions may only say `caution` (R21: a possible absolute contraindication gives caution); cautions may say `caution`, `note` or `ignore`",
+                            e.as_str()
+                        ),
+                    )
+                    .rule(id)
+                    .field("if-unknown")
+                    .at(span),
+                );
+                IfUnknown::Caution
+            }
+        };
+        if (if_unknown == IfUnknown::Note) != r.unknown_text.is_some() {
+            self.push(
+                Diagnostic::new(
+                    ErrorKind::InvalidRule,
+                    "`unknown-text` goes with `if-unknown = \"note\"`, and that needs it",
+                )
+                .rule(id)
+                .field("unknown-text")
+                .at(r.id.span()),
+            );
+        }
+        // The steps the rule applies to, in ladder order.
+        let mut targets: BTreeSet<u16> = BTreeSet::new();
+        match (r.steps.is_empty(), r.tiers.is_empty()) {
+            (true, true) | (false, false) => self.push(
+                Diagnostic::new(
+                    ErrorKind::InvalidRule,
+                    "a rule names its `steps` or its `tiers` (one of the two)",
+                )
+                .rule(id)
+                .field("steps")
+                .at(r.id.span()),
+            ),
+            (false, true) => {
+                for s in &r.steps {
+                    match names.steps.get(s.get_ref()) {
+                        Some(&p) => {
+                            targets.insert(p);
+                        }
+                        None => self.push(
+                            Diagnostic::new(
+                                ErrorKind::UnknownStep,
+                                format!("`{}` is not a step of the ladder", s.get_ref()),
+                            )
+                            .rule(id)
+                            .field("steps")
+                            .at(s.span()),
+                        ),
+                    }
+                }
+            }
+            (true, false) => {
+                for (i, s) in doc.steps.iter().enumerate() {
+                    if r.tiers.contains(&s.tier) {
+                        targets.insert(u16::try_from(i).unwrap_or(u16::MAX));
+                    }
+                }
+                if targets.is_empty() {
+                    self.push(
+                        Diagnostic::new(
+                            ErrorKind::UnknownStep,
+                            format!("no step has tier {:?}", r.tiers),
+                        )
+                        .rule(id)
+                        .field("tiers")
+                        .at(r.id.span()),
+                    );
+                }
+            }
+        }
+        if let Some(src) = cond_src {
+            for &t in &targets {
+                let Some(c) = self.condition(names, src, Some(t), id, field) else {
+                    break;
+                };
+                if effect == Effect::Exclude && !cyclic && derived_info.reads(&c).availability {
+                    self.push(
+                        Diagnostic::new(
+                            ErrorKind::Circular,
+                            "an exclusion cannot read availability (`unavailable`, `failed`, `excluded`, `escalated`, `exhausted`, `controlled`): availability is defined by exclusions",
+                        )
+                        .rule(id)
+                        .field(field)
+                        .at(src.span()),
+                    );
+                    break;
+                }
+                compiled.push((t, c));
+            }
+        }
+        let rule = Rule {
+            id: Arc::from(id),
+            effect,
+            steps: targets
+                .iter()
+                .filter_map(|&t| doc.steps.get(usize::from(t)))
+                .map(|s| StepId::from(s.id.get_ref().as_str()))
+                .collect(),
+            condition: cond_src.map(|s| s.get_ref().clone()).unwrap_or_default(),
+            if_unknown,
+            unknown_text: r.unknown_text.as_deref().map(Arc::from),
+            text: Arc::from(r.text.as_str()),
+            sources: r
+                .source
+                .iter()
+                .map(|s| Arc::from(s.get_ref().as_str()))
+                .collect(),
+        };
+        (rule, compiled)
+    }
+
     fn compile(mut self, doc: Document) -> Result<RuleSet, Vec<Diagnostic>> {
         let ladder = self.ladder(&doc);
         let steps: BTreeMap<String, u16> = doc
@@ -904,69 +1091,18 @@ impl<'t> Compiler<'t> {
             .enumerate()
             .map(|(i, k)| (k.clone(), u16::try_from(i).unwrap_or(u16::MAX)))
             .collect();
-        // The graph, indexed: escalation edges, into-step lists, same-tier closures, adjunct hosts.
+        let graph = match &ladder {
+            Some(l) => GraphIndex::of(l),
+            None => GraphIndex::declared(&doc, &steps),
+        };
         let n = doc.steps.len();
-        let mut edges = Vec::new();
-        let mut edge_ix = BTreeMap::new();
-        let mut incoming = vec![Vec::new(); n];
-        let mut within_tier = vec![Vec::new(); n];
-        let mut adjunct_hosts = vec![Vec::new(); n];
-        let mut tiers = vec![0u8; n];
-        if let Some(l) = &ladder {
-            let pos = |s: &Step| {
-                l.position(s.id.as_str())
-                    .and_then(|p| u16::try_from(p).ok())
-            };
-            for (a, b, t) in l.edges() {
-                let (Some(pa), Some(pb)) = (pos(a), pos(b)) else {
-                    continue;
-                };
-                match t.kind {
-                    EdgeKind::Escalation => {
-                        let ix = u16::try_from(edges.len()).unwrap_or(u16::MAX);
-                        edges.push(EdgeC {
-                            from: pa,
-                            on: t.on,
-                            or_excluded: t.or_excluded,
-                        });
-                        edge_ix.entry((pa, pb)).or_insert(ix);
-                        if let Some(v) = incoming.get_mut(usize::from(pb)) {
-                            v.push(ix);
-                        }
-                    }
-                    EdgeKind::Adjunct => {
-                        if let Some(v) = adjunct_hosts.get_mut(usize::from(pb)) {
-                            v.push(pa);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            for (i, s) in l.steps().enumerate() {
-                if let Some(t) = tiers.get_mut(i) {
-                    *t = s.tier;
-                }
-                let list: Vec<u16> = l
-                    .escalations_within_tier(s.id.as_str())
-                    .into_iter()
-                    .filter_map(|(a, b, _)| edge_ix.get(&(pos(a)?, pos(b)?)).copied())
-                    .collect();
-                if let Some(v) = within_tier.get_mut(i) {
-                    *v = list;
-                }
-            }
-            for v in adjunct_hosts.iter_mut() {
-                v.sort_unstable();
-                v.dedup();
-            }
-        }
         let names = Names {
             steps,
             facts,
             fact_defs,
             derived: derived_ix,
             meds,
-            edges: edge_ix,
+            edges: graph.edge_ix.clone(),
         };
 
         // Derived facts.
@@ -1110,182 +1246,14 @@ impl<'t> Compiler<'t> {
                 continue;
             }
             seen_ids.insert(id, r.id.span());
-            if r.text.trim().is_empty() {
-                self.push(
-                    Diagnostic::new(
-                        ErrorKind::InvalidRule,
-                        "the rule has no plain-language `text`",
-                    )
-                    .rule(id)
-                    .field("text")
-                    .at(r.id.span()),
-                );
-            }
-            self.check_sources(&doc.sources, &r.id, &r.source);
-            let effect = match r.effect.get_ref() {
-                EffectDoc::Exclude => Effect::Exclude,
-                EffectDoc::Continue => Effect::Continue,
-                EffectDoc::Gate => Effect::Gate,
-                EffectDoc::Caution => Effect::Caution,
-                EffectDoc::Offer => Effect::Offer,
-                EffectDoc::Note => Effect::Note,
-            };
-            let (cond_src, field) = match (effect, &r.when, &r.requires) {
-                (Effect::Gate, None, Some(q)) => (Some(q), "requires"),
-                (Effect::Gate, _, _) => {
-                    self.push(
-                        Diagnostic::new(
-                            ErrorKind::InvalidRule,
-                            "a gate states what it `requires` (and has no `when`)",
-                        )
-                        .rule(id)
-                        .field("requires")
-                        .at(r.effect.span()),
-                    );
-                    (None, "requires")
-                }
-                (_, Some(w), None) => (Some(w), "when"),
-                (e, _, _) => {
-                    self.push(
-                        Diagnostic::new(
-                            ErrorKind::InvalidRule,
-                            format!("a rule with effect `{}` states `when` it applies (and has no `requires`)", e.as_str()),
-                        )
-                        .rule(id)
-                        .field("when")
-                        .at(r.effect.span()),
-                    );
-                    (None, "when")
-                }
-            };
-            let if_unknown = match (
-                effect,
-                r.if_unknown.as_ref().map(|u| (*u.get_ref(), u.span())),
-            ) {
-                (Effect::Gate, None) => IfUnknown::NotYet,
-                (Effect::Exclude | Effect::Caution, None | Some((UnknownDoc::Caution, _))) => {
-                    IfUnknown::Caution
-                }
-                (Effect::Caution, Some((UnknownDoc::Note, _))) => IfUnknown::Note,
-                (Effect::Caution, Some((UnknownDoc::Ignore, _))) => IfUnknown::Ignore,
-                (Effect::Offer | Effect::Continue | Effect::Note, None) => IfUnknown::NoEffect,
-                (e, Some((_, span))) => {
-                    self.push(
-                        Diagnostic::new(
-                            ErrorKind::InvalidRule,
-                            format!(
-                                "`if-unknown` does not fit effect `{}`: exclusions may only say `caution` (R21: a possible absolute contraindication gives caution); cautions may say `caution`, `note` or `ignore`",
-                                e.as_str()
-                            ),
-                        )
-                        .rule(id)
-                        .field("if-unknown")
-                        .at(span),
-                    );
-                    IfUnknown::Caution
-                }
-            };
-            if (if_unknown == IfUnknown::Note) != r.unknown_text.is_some() {
-                self.push(
-                    Diagnostic::new(
-                        ErrorKind::InvalidRule,
-                        "`unknown-text` goes with `if-unknown = \"note\"`, and that needs it",
-                    )
-                    .rule(id)
-                    .field("unknown-text")
-                    .at(r.id.span()),
-                );
-            }
-            // The steps the rule applies to, in ladder order.
-            let mut targets: BTreeSet<u16> = BTreeSet::new();
-            match (r.steps.is_empty(), r.tiers.is_empty()) {
-                (true, true) | (false, false) => self.push(
-                    Diagnostic::new(
-                        ErrorKind::InvalidRule,
-                        "a rule names its `steps` or its `tiers` (one of the two)",
-                    )
-                    .rule(id)
-                    .field("steps")
-                    .at(r.id.span()),
-                ),
-                (false, true) => {
-                    for s in &r.steps {
-                        match names.steps.get(s.get_ref()) {
-                            Some(&p) => {
-                                targets.insert(p);
-                            }
-                            None => self.push(
-                                Diagnostic::new(
-                                    ErrorKind::UnknownStep,
-                                    format!("`{}` is not a step of the ladder", s.get_ref()),
-                                )
-                                .rule(id)
-                                .field("steps")
-                                .at(s.span()),
-                            ),
-                        }
-                    }
-                }
-                (true, false) => {
-                    for (i, s) in doc.steps.iter().enumerate() {
-                        if r.tiers.contains(&s.tier) {
-                            targets.insert(u16::try_from(i).unwrap_or(u16::MAX));
-                        }
-                    }
-                    if targets.is_empty() {
-                        self.push(
-                            Diagnostic::new(
-                                ErrorKind::UnknownStep,
-                                format!("no step has tier {:?}", r.tiers),
-                            )
-                            .rule(id)
-                            .field("tiers")
-                            .at(r.id.span()),
-                        );
-                    }
-                }
-            }
             let rule_ix = u16::try_from(rules.len()).unwrap_or(u16::MAX);
-            if let Some(src) = cond_src {
-                for &t in &targets {
-                    let Some(c) = self.condition(&names, src, Some(t), id, field) else {
-                        break;
-                    };
-                    if effect == Effect::Exclude && !cyclic && derived_info.reads(&c).availability {
-                        self.push(
-                            Diagnostic::new(
-                                ErrorKind::Circular,
-                                "an exclusion cannot read availability (`unavailable`, `failed`, `excluded`, `escalated`, `exhausted`, `controlled`): availability is defined by exclusions",
-                            )
-                            .rule(id)
-                            .field(field)
-                            .at(src.span()),
-                        );
-                        break;
-                    }
-                    if let Some(v) = step_rules.get_mut(usize::from(t)) {
-                        v.push((rule_ix, c));
-                    }
+            let (rule, compiled) = self.rule(&doc, &names, r, &mut derived_info, cyclic);
+            for (t, c) in compiled {
+                if let Some(v) = step_rules.get_mut(usize::from(t)) {
+                    v.push((rule_ix, c));
                 }
             }
-            rules.push(Rule {
-                id: Arc::from(id),
-                effect,
-                steps: targets
-                    .iter()
-                    .filter_map(|&t| doc.steps.get(usize::from(t)))
-                    .map(|s| StepId::from(s.id.get_ref().as_str()))
-                    .collect(),
-                condition: cond_src.map(|s| s.get_ref().clone()).unwrap_or_default(),
-                if_unknown,
-                unknown_text: r.unknown_text.as_deref().map(Arc::from),
-                text: Arc::from(r.text.as_str()),
-                sources: r
-                    .source
-                    .iter()
-                    .map(|s| Arc::from(s.get_ref().as_str()))
-                    .collect(),
-            });
+            rules.push(rule);
         }
 
         let Some(ladder) = ladder else {
@@ -1337,15 +1305,100 @@ impl<'t> Compiler<'t> {
                 applicability: app_cond,
                 absent_when,
                 step_rules,
-                edges,
-                incoming,
-                within_tier,
-                adjunct_hosts,
-                tiers,
+                edges: graph.edges,
+                incoming: graph.incoming,
+                within_tier: graph.within_tier,
+                adjunct_hosts: graph.adjunct_hosts,
+                tiers: graph.tiers,
             },
             warnings,
             doc,
         })
+    }
+}
+
+/// The ladder's edges, indexed for evaluation: escalation edges, the escalation edges into each
+/// step, the same-tier escalation edges behind each step (`exhausted`), adjunct hosts and tiers.
+#[derive(Debug, Default)]
+struct GraphIndex {
+    edges: Vec<EdgeC>,
+    edge_ix: BTreeMap<(u16, u16), u16>,
+    incoming: Vec<Vec<u16>>,
+    within_tier: Vec<Vec<u16>>,
+    adjunct_hosts: Vec<Vec<u16>>,
+    tiers: Vec<u8>,
+}
+
+impl GraphIndex {
+    fn of(l: &Ladder) -> GraphIndex {
+        let n = l.len();
+        let mut g = GraphIndex {
+            incoming: vec![Vec::new(); n],
+            within_tier: vec![Vec::new(); n],
+            adjunct_hosts: vec![Vec::new(); n],
+            tiers: l.steps().map(|s| s.tier).collect(),
+            ..GraphIndex::default()
+        };
+        let pos = |s: &Step| {
+            l.position(s.id.as_str())
+                .and_then(|p| u16::try_from(p).ok())
+        };
+        for (a, b, t) in l.edges() {
+            let (Some(pa), Some(pb)) = (pos(a), pos(b)) else {
+                continue;
+            };
+            match t.kind {
+                EdgeKind::Escalation => {
+                    let ix = u16::try_from(g.edges.len()).unwrap_or(u16::MAX);
+                    g.edges.push(EdgeC {
+                        from: pa,
+                        on: t.on,
+                        or_excluded: t.or_excluded,
+                    });
+                    g.edge_ix.entry((pa, pb)).or_insert(ix);
+                    if let Some(v) = g.incoming.get_mut(usize::from(pb)) {
+                        v.push(ix);
+                    }
+                }
+                EdgeKind::Adjunct => {
+                    if let Some(v) = g.adjunct_hosts.get_mut(usize::from(pb)) {
+                        v.push(pa);
+                    }
+                }
+                EdgeKind::Sequence | EdgeKind::Alternative => {}
+            }
+        }
+        for (i, s) in l.steps().enumerate() {
+            let list: Vec<u16> = l
+                .escalations_within_tier(s.id.as_str())
+                .into_iter()
+                .filter_map(|(a, b, _)| g.edge_ix.get(&(pos(a)?, pos(b)?)).copied())
+                .collect();
+            if let Some(v) = g.within_tier.get_mut(i) {
+                *v = list;
+            }
+        }
+        for v in &mut g.adjunct_hosts {
+            v.sort_unstable();
+            v.dedup();
+        }
+        g
+    }
+
+    /// When the graph did not build: only the declared escalation edges, so that names still
+    /// resolve and one ladder error does not cascade into every rule that names an edge.
+    fn declared(doc: &Document, steps: &BTreeMap<String, u16>) -> GraphIndex {
+        let mut g = GraphIndex::default();
+        for e in doc.edges.iter().filter(|e| e.kind == EdgeKind::Escalation) {
+            for f in &e.from {
+                for t in &e.to {
+                    if let (Some(&a), Some(&b)) = (steps.get(f.get_ref()), steps.get(t.get_ref())) {
+                        g.edge_ix.entry((a, b)).or_insert(0);
+                    }
+                }
+            }
+        }
+        g
     }
 }
 
