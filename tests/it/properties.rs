@@ -16,13 +16,13 @@ fn eval(p: &Profile) -> Recommendation {
 
 /// The absolute rows of section 2, written out independently of the rule file: (step, how to
 /// make the row true). If the rule file lost one, the property below fails.
-fn absolute_rows() -> Vec<(&'static str, Box<dyn Fn(Profile) -> Profile>)> {
-    let fact = |f: &'static str| -> Box<dyn Fn(Profile) -> Profile> {
-        Box::new(move |p: Profile| p.with_fact(f, true))
-    };
-    let allergy = |s: &'static str| -> Box<dyn Fn(Profile) -> Profile> {
-        Box::new(move |p: Profile| p.with_hypersensitivity(s))
-    };
+/// Makes one absolute row true for a profile.
+type MakeTrue = Box<dyn Fn(Profile) -> Profile>;
+
+fn absolute_rows() -> Vec<(&'static str, MakeTrue)> {
+    let fact = |f: &'static str| -> MakeTrue { Box::new(move |p: Profile| p.with_fact(f, true)) };
+    let allergy =
+        |s: &'static str| -> MakeTrue { Box::new(move |p: Profile| p.with_hypersensitivity(s)) };
     vec![
         ("massage", fact("fever")),
         ("massage", fact("thrombosis")),
