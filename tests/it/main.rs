@@ -9,6 +9,7 @@
     missing_docs
 )]
 
+mod fhir;
 mod properties;
 mod ruleset_errors;
 mod support;

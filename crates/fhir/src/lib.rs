@@ -1,0 +1,20 @@
+//! # pathway-fhir
+//!
+//! FHIR R4 in, CDS Hooks and FHIR out. Reads a Bundle (or a Bulk Data export) into a
+//! [`Profile`](pathway_core::Profile) exactly as section 3 of the clinical spec says, with the
+//! records behind every fact; writes a [`Recommendation`](pathway_rules::Recommendation) as a
+//! CDS Hooks 2.0 response or a FHIR R4 `RequestGroup`.
+//!
+//! The code lists are data ([`ValueSets`], `fixtures/valuesets/`), which a site extends with its
+//! local codes. The FHIR model is private and holds only the fields Pathway reads.
+//!
+//! Architecture invariant: this crate maps; it does not decide. Every clinical decision is the
+//! rule set's.
+#![forbid(unsafe_code)]
+
+mod model;
+mod read;
+mod valueset;
+
+pub use read::{FhirError, ReadOptions, Reader, Reading, Warning};
+pub use valueset::{MS_SPASTICITY_VALUESETS, ValueSetError, ValueSets};

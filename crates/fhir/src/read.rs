@@ -1,0 +1,1077 @@
+//! FHIR R4 resources to a patient [`Profile`] (clinical spec section 3).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use pathway_core::{FactValue, Outcome, Profile, Sex, StepId, StepRecord};
+use pathway_rules::{FactKind, RuleSet};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+use crate::model::{self, CodeableConcept, Reference};
+use crate::valueset::{ConditionMap, FACT_SYSTEM, ObservationMap, VALUE_SYSTEM, ValueSets};
+
+/// How to read a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// The evaluation date: ages and "recent" injuries are computed at it.
+    pub date: Date,
+    /// Strict: a malformed resource, or one with a `modifierExtension`, is an error. Lenient
+    /// (the default for batch work): it is skipped with a warning.
+    pub strict: bool,
+}
+
+impl ReadOptions {
+    /// Strict reading at this date.
+    pub fn strict(date: Date) -> Self {
+        ReadOptions { date, strict: true }
+    }
+
+    /// Lenient reading at this date.
+    pub fn lenient(date: Date) -> Self {
+        ReadOptions {
+            date,
+            strict: false,
+        }
+    }
+}
+
+/// Something in the record that was not read as it stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    /// Index of the Bundle entry (or NDJSON line), when there is one.
+    pub entry: Option<usize>,
+    /// The resource (`Observation/abc`), when known.
+    pub resource: Option<String>,
+    /// What happened.
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.entry, &self.resource) {
+            (Some(i), Some(r)) => write!(f, "entry {i} ({r}): {}", self.message),
+            (Some(i), None) => write!(f, "entry {i}: {}", self.message),
+            (None, Some(r)) => write!(f, "{r}: {}", self.message),
+            (None, None) => f.write_str(&self.message),
+        }
+    }
+}
+
+/// A record that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FhirError {
+    /// The input is not JSON.
+    #[error("not valid JSON: {message} (line {line}, column {column})")]
+    Json {
+        /// The parser's message.
+        message: String,
+        /// Line, from 1.
+        line: usize,
+        /// Column, from 1.
+        column: usize,
+    },
+    /// The input is JSON but not a Bundle.
+    #[error("expected a FHIR Bundle, found resourceType {}", .found.as_deref().unwrap_or("(none)"))]
+    NotABundle {
+        /// The resourceType found.
+        found: Option<String>,
+    },
+    /// No Patient resource.
+    #[error("the record has no Patient resource; a profile needs one")]
+    NoPatient,
+    /// More than one Patient resource.
+    #[error("the record has {count} Patient resources; a profile is for one patient")]
+    ManyPatients {
+        /// How many.
+        count: usize,
+    },
+    /// The Patient has no usable birthDate (C17).
+    #[error("{patient} has no birthDate, so the age cannot be computed")]
+    NoBirthDate {
+        /// The patient.
+        patient: String,
+    },
+    /// The birthDate is not a FHIR date, or is after the evaluation date.
+    #[error("{patient}: birthDate `{value}` {problem}")]
+    BadBirthDate {
+        /// The patient.
+        patient: String,
+        /// The value found.
+        value: String,
+        /// What is wrong.
+        problem: &'static str,
+    },
+    /// A resource does not fit FHIR R4 where Pathway reads it (strict mode).
+    #[error("entry {entry} ({resource}): field `{field}`: {message}")]
+    Malformed {
+        /// Entry index.
+        entry: usize,
+        /// The resource.
+        resource: String,
+        /// The field path.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A resource carries a modifierExtension, which may change its meaning (strict mode).
+    #[error(
+        "entry {entry} ({resource}) has a modifierExtension that Pathway does not understand; it cannot be read as if it had none"
+    )]
+    ModifierExtension {
+        /// Entry index.
+        entry: usize,
+        /// The resource.
+        resource: String,
+    },
+}
+
+/// A profile read from FHIR, with what was not read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    /// The profile.
+    pub profile: Profile,
+    /// The Patient it is for (`Patient/abc`).
+    pub patient: String,
+    /// Resources skipped or facts made unknown, and why.
+    pub warnings: Vec<Warning>,
+    /// Resources whose codes matched nothing Pathway reads (ignored and counted).
+    pub ignored: usize,
+}
+
+/// One resource of the record, before it is typed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Raw<'a> {
+    pub index: usize,
+    pub full_url: Option<&'a str>,
+    pub json: &'a RawValue,
+}
+
+/// A resource whose head has been read.
+struct Res<'a> {
+    index: usize,
+    full_url: Option<&'a str>,
+    kind: String,
+    id: Option<String>,
+    json: &'a RawValue,
+}
+
+impl Res<'_> {
+    /// How the resource is named in provenance and messages.
+    fn name(&self) -> String {
+        match (&self.id, self.full_url) {
+            (Some(id), _) => format!("{}/{id}", self.kind),
+            (None, Some(u)) => u.to_owned(),
+            (None, None) => format!("{} in entry {}", self.kind, self.index),
+        }
+    }
+
+    /// The strings a reference to this resource may use.
+    fn aliases(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(u) = self.full_url {
+            v.push(u.to_owned());
+        }
+        if let Some(id) = &self.id {
+            v.push(format!("{}/{id}", self.kind));
+        }
+        v
+    }
+}
+
+/// Parses a FHIR date or dateTime to an instant; a date alone is midnight UTC, `YYYY` is
+/// 1 January and `YYYY-MM` the first of the month.
+pub(crate) fn instant(s: &str) -> Option<Timestamp> {
+    if s.contains('T') {
+        return s.parse::<Timestamp>().ok();
+    }
+    date(s)
+        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+        .map(|z| z.timestamp())
+}
+
+/// Parses a FHIR date (`YYYY`, `YYYY-MM`, `YYYY-MM-DD`; a dateTime's date part).
+pub(crate) fn date(s: &str) -> Option<Date> {
+    let s = s.get(..10.min(s.len()))?;
+    let mut parts = s.split('-');
+    let y: i16 = parts.next()?.parse().ok()?;
+    let m: i8 = parts.next().map_or(Ok(1), str::parse).ok()?;
+    let d: i8 = parts.next().map_or(Ok(1), str::parse).ok()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    Date::new(y, m, d).ok()
+}
+
+/// Whole years from `birth` to `on`.
+pub(crate) fn age(birth: Date, on: Date) -> Option<u16> {
+    if birth > on {
+        return None;
+    }
+    let mut years = i32::from(on.year()) - i32::from(birth.year());
+    if (on.month(), on.day()) < (birth.month(), birth.day()) {
+        years -= 1;
+    }
+    u16::try_from(years).ok()
+}
+
+fn status_is(cc: Option<&CodeableConcept>, codes: &[&str]) -> bool {
+    cc.is_some_and(|c| codes.iter().any(|x| c.has_code(x)))
+}
+
+/// An observed value of a fact.
+struct Observed {
+    at: Option<Timestamp>,
+    value: FactValue,
+    from: String,
+}
+
+/// One step record (MedicationStatement or Procedure).
+struct StepRec {
+    aliases: Vec<String>,
+    step: StepId,
+    current: bool,
+    declined: bool,
+    from: String,
+}
+
+/// One outcome Observation.
+struct OutcomeObs {
+    at: Option<Timestamp>,
+    focus: Vec<String>,
+    outcome: Outcome,
+    from: String,
+}
+
+/// Reads records into profiles for one rule set and its value sets.
+///
+/// ```
+/// use pathway_core::Date;
+/// use pathway_fhir::{ReadOptions, Reader, ValueSets};
+/// use pathway_rules::RuleSet;
+///
+/// let rs = RuleSet::ms_spasticity().unwrap();
+/// let reader = Reader::new(&rs, ValueSets::ms_spasticity(&rs).unwrap());
+/// let bundle = br#"{"resourceType":"Bundle","type":"collection","entry":[
+///   {"fullUrl":"urn:uuid:p","resource":{"resourceType":"Patient","id":"p","gender":"male","birthDate":"1980-05"}},
+///   {"resource":{"resourceType":"Condition","id":"ms","clinicalStatus":{"coding":[{"code":"active"}]},
+///     "code":{"coding":[{"system":"http://snomed.info/sct","code":"24700007"}]},"subject":{"reference":"urn:uuid:p"}}}]}"#;
+/// let reading = reader.read_bundle(bundle, &ReadOptions::strict(Date::constant(2026, 11, 22))).unwrap();
+/// assert_eq!(reading.profile.age, 46);
+/// assert_eq!(reading.profile.facts["multiple-sclerosis"], true.into());
+/// assert_eq!(reading.profile.provenance["multiple-sclerosis"], ["Condition/ms"]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Reader<'r> {
+    rs: &'r RuleSet,
+    vs: ValueSets,
+}
+
+impl<'r> Reader<'r> {
+    /// A reader for a rule set with its value sets.
+    pub fn new(rs: &'r RuleSet, vs: ValueSets) -> Self {
+        Reader { rs, vs }
+    }
+
+    /// The rule set.
+    pub fn ruleset(&self) -> &'r RuleSet {
+        self.rs
+    }
+
+    /// Reads one R4 Bundle (`collection`, `searchset`, `transaction`, `document`, ...).
+    pub fn read_bundle(&self, json: &[u8], opts: &ReadOptions) -> Result<Reading, FhirError> {
+        let bundle: model::Bundle<'_> =
+            serde_json::from_slice(json).map_err(|e| FhirError::Json {
+                message: e.to_string(),
+                line: e.line(),
+                column: e.column(),
+            })?;
+        if bundle.resource_type.as_deref() != Some("Bundle") {
+            return Err(FhirError::NotABundle {
+                found: bundle.resource_type,
+            });
+        }
+        let _ = bundle.kind;
+        let raws: Vec<Raw<'_>> = bundle
+            .entry
+            .iter()
+            .enumerate()
+            .filter_map(|(index, e)| {
+                Some(Raw {
+                    index,
+                    full_url: e.full_url.as_deref(),
+                    json: e.resource?,
+                })
+            })
+            .collect();
+        self.read_resources(&raws, opts)
+    }
+
+    /// Reads a set of resources that belong to one patient.
+    pub(crate) fn read_resources(
+        &self,
+        raws: &[Raw<'_>],
+        opts: &ReadOptions,
+    ) -> Result<Reading, FhirError> {
+        let mut warnings = Vec::new();
+        let mut resources = Vec::with_capacity(raws.len());
+        for raw in raws {
+            let head: model::Head = match parse(raw.json) {
+                Ok(h) => h,
+                Err((field, message)) => {
+                    let resource = format!("entry {}", raw.index);
+                    skip(opts, &mut warnings, raw.index, resource, field, message)?;
+                    continue;
+                }
+            };
+            let res = Res {
+                index: raw.index,
+                full_url: raw.full_url,
+                kind: head.resource_type.unwrap_or_default(),
+                id: head.id,
+                json: raw.json,
+            };
+            if !head.modifier_extension.is_empty() {
+                if opts.strict {
+                    return Err(FhirError::ModifierExtension {
+                        entry: res.index,
+                        resource: res.name(),
+                    });
+                }
+                warnings.push(Warning {
+                    entry: Some(res.index),
+                    resource: Some(res.name()),
+                    message: "has a modifierExtension that may change its meaning; skipped".into(),
+                });
+                continue;
+            }
+            resources.push(res);
+        }
+        let mut m = Mapper {
+            reader: self,
+            opts,
+            warnings,
+            ignored: 0,
+            profile: Profile::new(opts.date, 0),
+            patient_refs: Vec::new(),
+            observed: BTreeMap::new(),
+            conditional: Vec::new(),
+            records: Vec::new(),
+            outcomes: Vec::new(),
+            medications: HashMap::new(),
+        };
+        m.patient(&resources)?;
+        for r in &resources {
+            if r.kind == "Medication" {
+                if let Some(model::Medication { code: Some(code) }) = m.typed(r)? {
+                    for a in r.aliases() {
+                        m.medications.insert(a, code.clone());
+                    }
+                }
+            }
+        }
+        for r in &resources {
+            match r.kind.as_str() {
+                "Condition" => m.condition(r)?,
+                "Observation" => m.observation(r)?,
+                "MedicationStatement" => m.medication_statement(r)?,
+                "Procedure" => m.procedure(r)?,
+                "AllergyIntolerance" => m.allergy(r)?,
+                "Patient" | "Medication" => {}
+                _ => m.ignored += 1,
+            }
+        }
+        Ok(m.finish())
+    }
+}
+
+fn parse<T: DeserializeOwned>(raw: &RawValue) -> Result<T, (String, String)> {
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        // serde_json appends " at line L column C" relative to the resource; keep the message.
+        let message = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
+        (
+            if path == "." {
+                "(resource)".to_owned()
+            } else {
+                path
+            },
+            message,
+        )
+    })
+}
+
+/// Reports a resource that could not be read: an error when strict, a warning otherwise.
+fn skip(
+    opts: &ReadOptions,
+    warnings: &mut Vec<Warning>,
+    entry: usize,
+    resource: String,
+    field: String,
+    message: String,
+) -> Result<(), FhirError> {
+    if opts.strict {
+        return Err(FhirError::Malformed {
+            entry,
+            resource,
+            field,
+            message,
+        });
+    }
+    warnings.push(Warning {
+        entry: Some(entry),
+        resource: Some(resource),
+        message: format!("field `{field}`: {message}; skipped"),
+    });
+    Ok(())
+}
+
+struct Mapper<'m, 'r> {
+    reader: &'m Reader<'r>,
+    opts: &'m ReadOptions,
+    warnings: Vec<Warning>,
+    ignored: usize,
+    profile: Profile,
+    patient_refs: Vec<String>,
+    observed: BTreeMap<String, Vec<Observed>>,
+    /// Facts from Conditions that count only when no Observation exists (C15).
+    conditional: Vec<(String, String)>,
+    records: Vec<StepRec>,
+    outcomes: Vec<OutcomeObs>,
+    medications: HashMap<String, CodeableConcept>,
+}
+
+impl Mapper<'_, '_> {
+    fn warn(&mut self, r: &Res<'_>, message: impl Into<String>) {
+        self.warnings.push(Warning {
+            entry: Some(r.index),
+            resource: Some(r.name()),
+            message: message.into(),
+        });
+    }
+
+    /// Parses a resource; a malformed one is an error (strict) or skipped (`None`).
+    fn typed<T: DeserializeOwned>(&mut self, r: &Res<'_>) -> Result<Option<T>, FhirError> {
+        match parse(r.json) {
+            Ok(t) => Ok(Some(t)),
+            Err((field, message)) => {
+                skip(
+                    self.opts,
+                    &mut self.warnings,
+                    r.index,
+                    r.name(),
+                    field,
+                    message,
+                )?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn provenance(&mut self, key: &str, from: &str) {
+        let v = self.profile.provenance.entry(key.to_owned()).or_default();
+        if !v.iter().any(|x| x == from) {
+            v.push(from.to_owned());
+        }
+    }
+
+    /// Whether a subject reference points at the patient; warns and says no otherwise.
+    fn belongs(&mut self, r: &Res<'_>, subject: Option<&Reference>) -> bool {
+        let Some(reference) = subject.and_then(|s| s.reference.as_deref()) else {
+            return true;
+        };
+        let ok = self.patient_refs.iter().any(|p| {
+            reference == p || (p.starts_with("Patient/") && reference.ends_with(&format!("/{p}")))
+        });
+        if !ok {
+            self.warn(
+                r,
+                format!("belongs to {reference}, not to this patient; skipped"),
+            );
+        }
+        ok
+    }
+
+    fn patient(&mut self, resources: &[Res<'_>]) -> Result<(), FhirError> {
+        let patients: Vec<&Res<'_>> = resources.iter().filter(|r| r.kind == "Patient").collect();
+        let p = match patients.as_slice() {
+            [] => return Err(FhirError::NoPatient),
+            [p] => *p,
+            _ => {
+                return Err(FhirError::ManyPatients {
+                    count: patients.len(),
+                });
+            }
+        };
+        let name = p.name();
+        let patient: model::Patient = match parse(p.json) {
+            Ok(x) => x,
+            Err((field, message)) => {
+                return Err(FhirError::Malformed {
+                    entry: p.index,
+                    resource: name,
+                    field,
+                    message,
+                });
+            }
+        };
+        self.patient_refs = p.aliases();
+        let birth = patient.birth_date.ok_or_else(|| FhirError::NoBirthDate {
+            patient: name.clone(),
+        })?;
+        let bad = |problem| FhirError::BadBirthDate {
+            patient: name.clone(),
+            value: birth.clone(),
+            problem,
+        };
+        let born =
+            date(&birth).ok_or_else(|| bad("is not a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD)"))?;
+        self.profile.age =
+            age(born, self.opts.date).ok_or_else(|| bad("is after the evaluation date"))?;
+        self.profile.sex = match patient.gender.as_deref() {
+            Some("male") => Sex::Male,
+            Some("female") => Sex::Female,
+            Some("other") => Sex::Other,
+            _ => Sex::Unknown,
+        };
+        self.provenance("age", &name);
+        self.provenance("sex", &name);
+        Ok(())
+    }
+
+    fn set_true(&mut self, fact: &str, from: &str) {
+        self.profile
+            .facts
+            .insert(fact.to_owned(), FactValue::Bool(true));
+        self.provenance(fact, from);
+    }
+
+    fn condition(&mut self, r: &Res<'_>) -> Result<(), FhirError> {
+        let Some(c) = self.typed::<model::Condition>(r)? else {
+            return Ok(());
+        };
+        if !self.belongs(r, c.subject.as_ref()) {
+            return Ok(());
+        }
+        if !status_is(c.clinical_status.as_ref(), &["active"])
+            || status_is(
+                c.verification_status.as_ref(),
+                &["refuted", "entered-in-error"],
+            )
+        {
+            return Ok(());
+        }
+        let from = r.name();
+        let mut matched: Vec<ConditionMap> = Vec::new();
+        if let Some(code) = &c.code {
+            for (system, code) in code.codes() {
+                matched.extend(
+                    self.reader
+                        .vs
+                        .condition_facts(system, code)
+                        .into_iter()
+                        .cloned(),
+                );
+            }
+        }
+        if matched.is_empty() {
+            self.ignored += 1;
+            return Ok(());
+        }
+        let onset = c
+            .onset_date_time
+            .as_deref()
+            .or(c.onset_period.as_ref().and_then(|p| p.start.as_deref()));
+        for m in matched {
+            if m.unless_observed {
+                self.conditional.push((m.fact.clone(), from.clone()));
+                continue;
+            }
+            match m.within_days {
+                None => self.set_true(&m.fact, &from),
+                Some(days) => match onset.and_then(date) {
+                    Some(d) => {
+                        let since = (self.opts.date - d).get_days();
+                        if since <= i32::try_from(days).unwrap_or(i32::MAX) {
+                            self.set_true(&m.fact, &from);
+                        }
+                    }
+                    None => {
+                        // C16: no onset date, so it may be recent: unknown, never false.
+                        if self.profile.facts.get(&m.fact) != Some(&FactValue::Bool(true)) {
+                            self.profile
+                                .facts
+                                .insert(m.fact.clone(), FactValue::Unknown);
+                            self.provenance(&m.fact, &from);
+                            self.warn(r, format!("no onset date: `{}` is unknown", m.fact));
+                        }
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
+
+    fn observation(&mut self, r: &Res<'_>) -> Result<(), FhirError> {
+        let Some(o) = self.typed::<model::Observation>(r)? else {
+            return Ok(());
+        };
+        if !self.belongs(r, o.subject.as_ref()) {
+            return Ok(());
+        }
+        if !matches!(o.status.as_deref(), Some("final" | "amended" | "corrected")) {
+            return Ok(());
+        }
+        let Some(code) = &o.code else {
+            self.ignored += 1;
+            return Ok(());
+        };
+        let at = o
+            .effective_date_time
+            .as_deref()
+            .or(o.effective_instant.as_deref())
+            .or(o.effective_period.as_ref().and_then(|p| p.start.as_deref()))
+            .and_then(instant);
+        if code
+            .codes()
+            .any(|(s, c)| s == FACT_SYSTEM && c == "outcome")
+        {
+            let outcome = o.value_codeable_concept.as_ref().and_then(|v| {
+                v.codes()
+                    .find(|(s, _)| *s == VALUE_SYSTEM)
+                    .and_then(|(_, c)| Outcome::parse(c))
+            });
+            let Some(outcome) = outcome else {
+                self.warn(
+                    r,
+                    "outcome Observation without a urn:pathway:value outcome; skipped",
+                );
+                return Ok(());
+            };
+            let focus: Vec<String> = o.focus.iter().filter_map(|f| f.reference.clone()).collect();
+            if focus.is_empty() {
+                self.warn(r, "outcome Observation without a focus; skipped");
+                return Ok(());
+            }
+            self.outcomes.push(OutcomeObs {
+                at,
+                focus,
+                outcome,
+                from: r.name(),
+            });
+            return Ok(());
+        }
+        let map: Option<ObservationMap> = code
+            .codes()
+            .find_map(|(s, c)| {
+                self.reader
+                    .vs
+                    .observations
+                    .get(&(s.to_owned(), c.to_owned()))
+            })
+            .cloned();
+        let Some(map) = map else {
+            self.ignored += 1;
+            return Ok(());
+        };
+        match self.value(&map, &o) {
+            Ok(value) => self
+                .observed
+                .entry(map.fact.clone())
+                .or_default()
+                .push(Observed {
+                    at,
+                    value,
+                    from: r.name(),
+                }),
+            Err(why) => self.warn(r, format!("`{}`: {why}; skipped", map.fact)),
+        }
+        Ok(())
+    }
+
+    /// The fact value an Observation carries.
+    fn value(&self, map: &ObservationMap, o: &model::Observation) -> Result<FactValue, String> {
+        if let Some(cc) = &o.value_codeable_concept {
+            for (s, c) in cc.codes() {
+                if let Some(v) = map.answers.get(&(s.to_owned(), c.to_owned())) {
+                    return Ok(v.clone());
+                }
+            }
+            if let FactKind::Code { values, .. } = &map.kind {
+                for (s, c) in cc.codes() {
+                    if s == VALUE_SYSTEM && values.iter().any(|v| v == c) {
+                        return Ok(FactValue::Code(c.to_owned()));
+                    }
+                }
+                return Err(format!("value is not one of {}", values.join(", ")));
+            }
+            return Err("coded value not understood".into());
+        }
+        let number = match (o.value_integer, &o.value_quantity) {
+            (Some(i), _) => Some(i as f64),
+            (None, Some(q)) => {
+                let unit = q.code.as_deref().or(q.unit.as_deref());
+                if !map.units.is_empty() && !unit.is_some_and(|u| map.units.iter().any(|x| x == u))
+                {
+                    return Err(format!(
+                        "unit `{}` is not one of {}",
+                        unit.unwrap_or("(none)"),
+                        map.units.join(", ")
+                    ));
+                }
+                q.value
+            }
+            (None, None) => None,
+        };
+        match (&map.kind, o.value_boolean, number) {
+            (FactKind::Bool, Some(b), _) => Ok(FactValue::Bool(b)),
+            (
+                FactKind::Number {
+                    min, max, integer, ..
+                },
+                None,
+                Some(n),
+            ) => {
+                let out = min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m);
+                if out || !n.is_finite() || (*integer && n.fract() != 0.0) {
+                    Err(format!("value {n} is outside the fact's range"))
+                } else {
+                    Ok(FactValue::Number(n))
+                }
+            }
+            _ => Err(format!(
+                "no value of the fact's type ({})",
+                map.kind.describe()
+            )),
+        }
+    }
+
+    /// The step a code (with dosage routes) names, if any.
+    fn step_for(&self, cc: &CodeableConcept, routes: &[&CodeableConcept]) -> Option<StepId> {
+        let vs = &self.reader.vs;
+        let step = cc
+            .codes()
+            .find_map(|(s, c)| vs.steps.get(&(s.to_owned(), c.to_owned())))?
+            .clone();
+        for route in &vs.routes {
+            if route.drug == step
+                && routes.iter().any(|r| {
+                    r.codes()
+                        .any(|(s, c)| route.routes.iter().any(|k| k.0 == s && k.1 == c))
+                })
+            {
+                return Some(route.step.clone());
+            }
+        }
+        Some(step)
+    }
+
+    fn medication_statement(&mut self, r: &Res<'_>) -> Result<(), FhirError> {
+        let Some(ms) = self.typed::<model::MedicationStatement>(r)? else {
+            return Ok(());
+        };
+        if !self.belongs(r, ms.subject.as_ref()) {
+            return Ok(());
+        }
+        let code = match (&ms.medication_codeable_concept, &ms.medication_reference) {
+            (Some(c), _) => Some(c.clone()),
+            (None, Some(reference)) => {
+                let found = reference
+                    .reference
+                    .as_ref()
+                    .and_then(|x| self.medications.get(x))
+                    .cloned();
+                if found.is_none() {
+                    self.warn(r, "medicationReference does not resolve to a Medication in the record; skipped");
+                }
+                found
+            }
+            (None, None) => None,
+        };
+        let Some(code) = code else {
+            self.ignored += 1;
+            return Ok(());
+        };
+        let status = ms.status.as_deref().unwrap_or("");
+        let routes: Vec<&CodeableConcept> =
+            ms.dosage.iter().filter_map(|d| d.route.as_ref()).collect();
+        if let Some(step) = self.step_for(&code, &routes) {
+            let (current, declined) = match status {
+                "active" => (true, false),
+                "completed" | "stopped" | "on-hold" => (false, false),
+                "not-taken" => (false, true),
+                "entered-in-error" => return Ok(()),
+                other => {
+                    self.warn(
+                        r,
+                        format!(
+                            "status `{other}` is not a current, past or declined record; skipped"
+                        ),
+                    );
+                    return Ok(());
+                }
+            };
+            self.records.push(StepRec {
+                aliases: r.aliases(),
+                step,
+                current,
+                declined,
+                from: r.name(),
+            });
+            return Ok(());
+        }
+        let class = code
+            .codes()
+            .find_map(|(s, c)| {
+                self.reader
+                    .vs
+                    .medications
+                    .get(&(s.to_owned(), c.to_owned()))
+            })
+            .cloned();
+        match class {
+            Some(class) if status == "active" => {
+                self.profile.medications.insert(class.clone());
+                self.provenance(&format!("medication:{class}"), &r.name());
+            }
+            Some(_) => {}
+            None => self.ignored += 1,
+        }
+        Ok(())
+    }
+
+    fn procedure(&mut self, r: &Res<'_>) -> Result<(), FhirError> {
+        let Some(p) = self.typed::<model::Procedure>(r)? else {
+            return Ok(());
+        };
+        if !self.belongs(r, p.subject.as_ref()) {
+            return Ok(());
+        }
+        let step = p
+            .code
+            .iter()
+            .chain(p.used_code.iter())
+            .find_map(|c| self.step_for(c, &[]));
+        let Some(step) = step else {
+            self.ignored += 1;
+            return Ok(());
+        };
+        let (current, declined) = match p.status.as_deref().unwrap_or("") {
+            "in-progress" => (true, false),
+            "completed" | "stopped" | "on-hold" => (false, false),
+            "not-done" => (false, true),
+            "entered-in-error" | "preparation" => return Ok(()),
+            other => {
+                self.warn(
+                    r,
+                    format!("status `{other}` is not a current, past or declined record; skipped"),
+                );
+                return Ok(());
+            }
+        };
+        self.records.push(StepRec {
+            aliases: r.aliases(),
+            step,
+            current,
+            declined,
+            from: r.name(),
+        });
+        Ok(())
+    }
+
+    fn allergy(&mut self, r: &Res<'_>) -> Result<(), FhirError> {
+        let Some(a) = self.typed::<model::AllergyIntolerance>(r)? else {
+            return Ok(());
+        };
+        if !self.belongs(r, a.patient.as_ref()) {
+            return Ok(());
+        }
+        // C2: counts when clinicalStatus is active or absent.
+        let active = a
+            .clinical_status
+            .as_ref()
+            .is_none_or(|c| c.has_code("active"));
+        if !active
+            || status_is(
+                a.verification_status.as_ref(),
+                &["refuted", "entered-in-error"],
+            )
+        {
+            return Ok(());
+        }
+        let vs = &self.reader.vs;
+        let step = a.code.as_ref().and_then(|cc| {
+            cc.codes()
+                .find_map(|(s, c)| {
+                    let k = (s.to_owned(), c.to_owned());
+                    vs.allergens.get(&k).or_else(|| vs.steps.get(&k))
+                })
+                .cloned()
+        });
+        match step {
+            Some(step) => {
+                self.provenance(&format!("hypersensitivity:{step}"), &r.name());
+                self.profile.hypersensitivities.insert(step);
+            }
+            None => self.ignored += 1,
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Reading {
+        // Observed facts: the latest effective time wins; disagreeing records at that time make
+        // the fact unknown.
+        let observed = std::mem::take(&mut self.observed);
+        for (fact, mut obs) in observed {
+            obs.sort_by_key(|o| o.at);
+            let Some(latest) = obs.last().map(|o| o.at) else {
+                continue;
+            };
+            let top: Vec<&Observed> = obs.iter().filter(|o| o.at == latest).collect();
+            let first = top
+                .first()
+                .map(|o| o.value.clone())
+                .unwrap_or(FactValue::Unknown);
+            let agree = top.iter().all(|o| o.value == first);
+            let value = if agree {
+                first
+            } else {
+                let names: Vec<&str> = top.iter().map(|o| o.from.as_str()).collect();
+                self.warnings.push(Warning {
+                    entry: None,
+                    resource: None,
+                    message: format!(
+                        "`{fact}`: records of the same time disagree ({}); the fact is unknown",
+                        names.join(", ")
+                    ),
+                });
+                FactValue::Unknown
+            };
+            // A Condition may already have set a yes/no fact (night spasms): true wins.
+            if !(self.profile.facts.get(&fact) == Some(&FactValue::Bool(true))
+                && value == FactValue::Bool(false))
+            {
+                self.profile.facts.insert(fact.clone(), value);
+            }
+            for o in top {
+                let from = o.from.clone();
+                self.provenance(&fact, &from);
+            }
+        }
+        let conditional = std::mem::take(&mut self.conditional);
+        for (fact, from) in conditional {
+            if !self.profile.facts.contains_key(&fact) {
+                self.set_true(&fact, &from);
+            }
+        }
+        // Step records and outcomes (section 3.4, C5-C7).
+        let mut steps: BTreeMap<StepId, (bool, bool)> = BTreeMap::new();
+        for rec in &self.records {
+            let e = steps.entry(rec.step.clone()).or_default();
+            e.0 |= rec.current;
+            e.1 |= rec.declined;
+        }
+        let mut used_outcomes = BTreeSet::new();
+        let records = std::mem::take(&mut self.records);
+        for (step, (current, declined)) in steps {
+            let mine: Vec<&StepRec> = records
+                .iter()
+                .filter(|r| r.step == step && (!current || r.current))
+                .collect();
+            let best = self
+                .outcomes
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| {
+                    o.focus
+                        .iter()
+                        .any(|f| mine.iter().any(|r| r.aliases.contains(f)))
+                })
+                .max_by_key(|(i, o)| (o.at, *i))
+                .map(|(i, o)| (i, o.outcome, o.from.clone()));
+            let outcome = match &best {
+                Some((i, o, _)) => {
+                    used_outcomes.insert(*i);
+                    Some(*o)
+                }
+                None if declined && !current => Some(Outcome::Declined),
+                None => None,
+            };
+            let key = format!("step:{step}");
+            for r in records.iter().filter(|r| r.step == step) {
+                self.provenance(&key, &r.from);
+            }
+            if let Some((_, _, from)) = best {
+                self.provenance(&key, &from);
+            }
+            self.profile
+                .steps
+                .insert(step, StepRecord { current, outcome });
+        }
+        for (i, o) in self.outcomes.iter().enumerate() {
+            let known = records
+                .iter()
+                .any(|r| o.focus.iter().any(|f| r.aliases.contains(f)));
+            if !known && !used_outcomes.contains(&i) {
+                self.warnings.push(Warning {
+                    entry: None,
+                    resource: Some(o.from.clone()),
+                    message: "outcome Observation whose focus is not a step record in the record; skipped".into(),
+                });
+            }
+        }
+        let patient = self
+            .patient_refs
+            .iter()
+            .find(|r| r.starts_with("Patient/"))
+            .or(self.patient_refs.first())
+            .cloned()
+            .unwrap_or_default();
+        Reading {
+            profile: self.profile,
+            patient,
+            warnings: self.warnings,
+            ignored: self.ignored,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_dates_and_ages() {
+        let on = Date::constant(2026, 11, 22);
+        assert_eq!(date("1980"), Some(Date::constant(1980, 1, 1)));
+        assert_eq!(date("1980-05"), Some(Date::constant(1980, 5, 1)));
+        assert_eq!(
+            date("1980-05-31T10:00:00Z"),
+            Some(Date::constant(1980, 5, 31))
+        );
+        assert_eq!(date("1980-13"), None);
+        assert_eq!(date("born"), None);
+        assert_eq!(age(Date::constant(1981, 11, 22), on), Some(45));
+        assert_eq!(age(Date::constant(1981, 11, 23), on), Some(44));
+        assert_eq!(age(Date::constant(2027, 1, 1), on), None);
+    }
+
+    #[test]
+    fn instants_order_dates_and_date_times() {
+        let a = instant("2026-11-20").unwrap();
+        let b = instant("2026-11-20T08:00:00+01:00").unwrap();
+        let c = instant("2026-11-21").unwrap();
+        assert!(a < b && b < c);
+        assert_eq!(
+            instant("2026-11-20T08:00:00"),
+            None,
+            "a time needs a zone in FHIR"
+        );
+    }
+}

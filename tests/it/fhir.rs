@@ -1,0 +1,380 @@
+//! The FHIR reader on the spec's vignette bundles and on messy records.
+
+use pathway::core::{Date, FactValue, Profile};
+use pathway::fhir::{FhirError, ReadOptions, Reader, ValueSets};
+use serde_json::{Value, json};
+
+use crate::support::{VIGNETTE_DATE, profile_from_summary, ruleset, vignettes};
+use crate::vignettes::check_expect;
+
+pub fn reader() -> Reader<'static> {
+    let rs = ruleset();
+    Reader::new(rs, ValueSets::ms_spasticity(rs).unwrap())
+}
+
+fn read(bundle: &Value) -> pathway::fhir::Reading {
+    reader()
+        .read_bundle(
+            bundle.to_string().as_bytes(),
+            &ReadOptions::strict(VIGNETTE_DATE),
+        )
+        .unwrap()
+}
+
+fn without_provenance(mut p: Profile) -> Profile {
+    p.provenance.clear();
+    p
+}
+
+#[test]
+fn every_vignette_bundle_gives_the_summary_profile() {
+    let mut failures = Vec::new();
+    for v in vignettes() {
+        let id = v["id"].as_str().unwrap();
+        let reading = read(&v["bundle"]);
+        assert!(reading.warnings.is_empty(), "{id}: {:?}", reading.warnings);
+        let from_bundle = without_provenance(reading.profile);
+        let from_summary = profile_from_summary(&v["patient"]);
+        if from_bundle != from_summary {
+            failures.push(format!(
+                "{id}:\n bundle  {}\n summary {}",
+                serde_json::to_string(&from_bundle).unwrap(),
+                serde_json::to_string(&from_summary).unwrap()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_vignette_meets_its_expectation_end_to_end_from_fhir() {
+    let rs = ruleset();
+    let mut failures = Vec::new();
+    for v in vignettes() {
+        let id = v["id"].as_str().unwrap();
+        let rec = rs.evaluate(&read(&v["bundle"]).profile).unwrap();
+        failures.extend(check_expect(id, &rec, &v["expect"]));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_fact_remembers_its_records() {
+    for v in vignettes() {
+        let p = read(&v["bundle"]).profile;
+        for fact in p.facts.keys() {
+            let from = p
+                .provenance
+                .get(fact)
+                .unwrap_or_else(|| panic!("{}: {fact} has no provenance", v["id"]));
+            assert!(from.iter().all(|r| r.contains('/')), "{from:?}");
+        }
+        for step in p.steps.keys() {
+            assert!(p.provenance.contains_key(&format!("step:{step}")));
+        }
+    }
+}
+
+#[test]
+fn explanations_show_the_records_behind_a_status() {
+    let v = vignettes().iter().find(|v| v["id"] == "V22").unwrap();
+    let rec = ruleset().evaluate(&read(&v["bundle"]).profile).unwrap();
+    let tiz = rec.step("tizanidine").unwrap();
+    let used = &tiz.reasons[0].facts[0];
+    assert_eq!(used.fact, "medication:cyp1a2-strong-inhibitor");
+    assert!(used.from[0].starts_with("MedicationStatement/"), "{used:?}");
+}
+
+// --- messy records ---------------------------------------------------------------------------
+
+fn patient() -> Value {
+    json!({"fullUrl": "urn:uuid:p", "resource": {"resourceType": "Patient", "id": "p", "gender": "female", "birthDate": "1990"}})
+}
+
+fn bundle(entries: Vec<Value>) -> Vec<u8> {
+    json!({"resourceType": "Bundle", "type": "searchset", "entry": entries})
+        .to_string()
+        .into_bytes()
+}
+
+fn obs(id: &str, system: &str, code: &str, when: &str, value: Value) -> Value {
+    let mut r = json!({"resourceType": "Observation", "id": id, "status": "final",
+        "code": {"coding": [{"system": system, "code": code}]},
+        "subject": {"reference": "urn:uuid:p"}, "effectiveDateTime": when});
+    for (k, v) in value.as_object().unwrap() {
+        r[k] = v.clone();
+    }
+    json!({"fullUrl": format!("urn:uuid:{id}"), "resource": r})
+}
+
+fn lenient() -> ReadOptions {
+    ReadOptions::lenient(VIGNETTE_DATE)
+}
+
+#[test]
+fn latest_observation_wins_and_same_time_conflicts_are_unknown() {
+    let loinc = "http://loinc.org";
+    let preg = |id, when, code| {
+        obs(
+            id,
+            loinc,
+            "82810-3",
+            when,
+            json!({"valueCodeableConcept": {"coding": [{"system": loinc, "code": code}]}}),
+        )
+    };
+    let r = reader()
+        .read_bundle(
+            &bundle(vec![
+                patient(),
+                preg("a", "2026-01-01", "LA15173-0"),
+                preg("b", "2026-06-01", "LA26683-5"),
+            ]),
+            &lenient(),
+        )
+        .unwrap();
+    assert_eq!(r.profile.facts["pregnant"], FactValue::Bool(false));
+    assert_eq!(r.profile.provenance["pregnant"], ["Observation/b"]);
+    let r = reader()
+        .read_bundle(
+            &bundle(vec![
+                patient(),
+                preg("a", "2026-06-01", "LA15173-0"),
+                preg("b", "2026-06-01", "LA26683-5"),
+            ]),
+            &lenient(),
+        )
+        .unwrap();
+    assert_eq!(r.profile.facts["pregnant"], FactValue::Unknown);
+    assert!(
+        r.warnings.iter().any(|w| w.message.contains("disagree")),
+        "{:?}",
+        r.warnings
+    );
+    // A recorded "unknown" answer is unknown.
+    let r = reader()
+        .read_bundle(
+            &bundle(vec![patient(), preg("a", "2026-06-01", "LA4489-6")]),
+            &lenient(),
+        )
+        .unwrap();
+    assert_eq!(r.profile.facts["pregnant"], FactValue::Unknown);
+}
+
+#[test]
+fn unknown_codes_are_ignored_and_counted() {
+    let cond = json!({"resource": {"resourceType": "Condition", "id": "c",
+        "clinicalStatus": {"coding": [{"code": "active"}]},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "22298006"}]}}});
+    let enc = json!({"resource": {"resourceType": "Encounter", "id": "e"}});
+    let r = reader()
+        .read_bundle(&bundle(vec![patient(), cond, enc]), &lenient())
+        .unwrap();
+    assert_eq!(r.ignored, 2);
+    assert!(r.profile.facts.is_empty());
+}
+
+#[test]
+fn modifier_extensions_are_not_silently_read() {
+    let cond = json!({"resource": {"resourceType": "Condition", "id": "c",
+        "modifierExtension": [{"url": "http://example.org/negated", "valueBoolean": true}],
+        "clinicalStatus": {"coding": [{"code": "active"}]},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "84757009"}]}}});
+    let b = bundle(vec![patient(), cond]);
+    let r = reader().read_bundle(&b, &lenient()).unwrap();
+    assert!(!r.profile.facts.contains_key("epilepsy"));
+    assert!(r.warnings[0].message.contains("modifierExtension"));
+    let err = reader()
+        .read_bundle(&b, &ReadOptions::strict(VIGNETTE_DATE))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        FhirError::ModifierExtension {
+            entry: 1,
+            resource: "Condition/c".into()
+        }
+    );
+}
+
+#[test]
+fn malformed_resources_name_the_entry_resource_and_field() {
+    let bad = obs(
+        "e",
+        "http://loinc.org",
+        "98979-8",
+        "2026-11-20",
+        json!({"valueQuantity": {"value": "ninety"}}),
+    );
+    let b = bundle(vec![patient(), bad]);
+    let err = reader()
+        .read_bundle(&b, &ReadOptions::strict(VIGNETTE_DATE))
+        .unwrap_err();
+    match &err {
+        FhirError::Malformed {
+            entry,
+            resource,
+            field,
+            ..
+        } => {
+            assert_eq!(
+                (*entry, resource.as_str(), field.as_str()),
+                (1, "Observation/e", "valueQuantity.value")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        err.to_string()
+            .starts_with("entry 1 (Observation/e): field `valueQuantity.value`"),
+        "{err}"
+    );
+    let r = reader().read_bundle(&b, &lenient()).unwrap();
+    assert!(!r.profile.facts.contains_key("egfr"));
+    assert_eq!(r.warnings.len(), 1);
+}
+
+#[test]
+fn patient_problems_are_clear_errors() {
+    let none = bundle(vec![]);
+    assert_eq!(
+        reader().read_bundle(&none, &lenient()).unwrap_err(),
+        FhirError::NoPatient
+    );
+    let no_birth = bundle(vec![
+        json!({"resource": {"resourceType": "Patient", "id": "x"}}),
+    ]);
+    assert_eq!(
+        reader()
+            .read_bundle(&no_birth, &lenient())
+            .unwrap_err()
+            .to_string(),
+        "Patient/x has no birthDate, so the age cannot be computed"
+    );
+    let two = bundle(vec![patient(), patient()]);
+    assert_eq!(
+        reader().read_bundle(&two, &lenient()).unwrap_err(),
+        FhirError::ManyPatients { count: 2 }
+    );
+    let future = bundle(vec![
+        json!({"resource": {"resourceType": "Patient", "id": "x", "birthDate": "2030-01-01"}}),
+    ]);
+    assert!(
+        reader()
+            .read_bundle(&future, &lenient())
+            .unwrap_err()
+            .to_string()
+            .contains("after the evaluation date")
+    );
+    assert!(matches!(
+        reader().read_bundle(b"{", &lenient()),
+        Err(FhirError::Json { .. })
+    ));
+    assert!(matches!(
+        reader().read_bundle(br#"{"resourceType":"Patient"}"#, &lenient()),
+        Err(FhirError::NotABundle { .. })
+    ));
+}
+
+#[test]
+fn injuries_without_onset_make_recent_injury_unknown() {
+    let injury = |onset: Option<&str>| {
+        let mut r = json!({"resourceType": "Condition", "id": "i", "clinicalStatus": {"coding": [{"code": "active"}]},
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "417746004"}]}});
+        if let Some(o) = onset {
+            r["onsetDateTime"] = json!(o);
+        }
+        json!({"resource": r})
+    };
+    let fact = |onset| {
+        reader()
+            .read_bundle(&bundle(vec![patient(), injury(onset)]), &lenient())
+            .unwrap()
+            .profile
+            .facts
+            .get("recent-injury")
+            .cloned()
+    };
+    assert_eq!(
+        fact(Some("2026-10-11")),
+        Some(FactValue::Bool(true)),
+        "42 days, inclusive"
+    );
+    assert_eq!(fact(Some("2026-10-10")), None, "43 days: not recent");
+    assert_eq!(fact(None), Some(FactValue::Unknown));
+}
+
+#[test]
+fn intrathecal_route_and_allergies_and_other_patients() {
+    let rx = "http://www.nlm.nih.gov/research/umls/rxnorm";
+    let itb = json!({"fullUrl": "urn:uuid:m", "resource": {"resourceType": "MedicationStatement", "id": "m", "status": "active",
+        "medicationCodeableConcept": {"coding": [{"system": rx, "code": "1292"}]},
+        "dosage": [{"route": {"coding": [{"system": "http://snomed.info/sct", "code": "72607000"}]}}]}});
+    let allergy = json!({"resource": {"resourceType": "AllergyIntolerance", "id": "a",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "6102009"}]}, "patient": {"reference": "urn:uuid:p"}}});
+    let foreign = json!({"resource": {"resourceType": "Condition", "id": "f", "clinicalStatus": {"coding": [{"code": "active"}]},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "84757009"}]}, "subject": {"reference": "Patient/other"}}});
+    let r = reader()
+        .read_bundle(&bundle(vec![patient(), itb, allergy, foreign]), &lenient())
+        .unwrap();
+    let p = r.profile;
+    assert!(p.steps["intrathecal-baclofen"].current);
+    assert!(!p.steps.contains_key("baclofen"));
+    assert!(
+        p.hypersensitivities
+            .iter()
+            .any(|s| s.as_str() == "baclofen")
+    );
+    assert!(!p.facts.contains_key("epilepsy"));
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.message.contains("Patient/other"))
+    );
+}
+
+#[test]
+fn a_restarted_drug_does_not_inherit_an_old_outcome() {
+    // C7: the old record's outcome does not carry over to the current record.
+    let rx = "http://www.nlm.nih.gov/research/umls/rxnorm";
+    let ms = |id: &str, status: &str| {
+        json!({"fullUrl": format!("urn:uuid:{id}"), "resource": {"resourceType": "MedicationStatement", "id": id,
+        "status": status, "medicationCodeableConcept": {"coding": [{"system": rx, "code": "1292"}]}}})
+    };
+    let outcome = |id: &str, focus: &str, value: &str| {
+        let mut o = obs(
+            id,
+            "urn:pathway:fact",
+            "outcome",
+            "2026-01-01",
+            json!({"valueCodeableConcept": {"coding": [{"system": "urn:pathway:value", "code": value}]}}),
+        );
+        o["resource"]["focus"] = json!([{"reference": format!("urn:uuid:{focus}")}]);
+        o
+    };
+    let r = reader()
+        .read_bundle(
+            &bundle(vec![
+                patient(),
+                ms("old", "stopped"),
+                outcome("o1", "old", "effective"),
+                ms("new", "active"),
+            ]),
+            &lenient(),
+        )
+        .unwrap();
+    let rec = r.profile.steps["baclofen"];
+    assert!(rec.current);
+    assert_eq!(
+        rec.outcome, None,
+        "C7: no outcome focuses on the current record"
+    );
+    // Not taken with no outcome is declined (C6).
+    let r = reader()
+        .read_bundle(&bundle(vec![patient(), ms("d", "not-taken")]), &lenient())
+        .unwrap();
+    assert_eq!(
+        r.profile.steps["baclofen"].outcome,
+        Some(pathway::core::Outcome::Declined)
+    );
+    let _ = Date::constant(2026, 1, 1);
+}
