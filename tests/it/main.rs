@@ -9,6 +9,7 @@
     missing_docs
 )]
 
+mod cds;
 mod fhir;
 mod properties;
 mod ruleset_errors;

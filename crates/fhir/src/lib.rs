@@ -12,9 +12,15 @@
 //! rule set's.
 #![forbid(unsafe_code)]
 
+mod cds;
 mod model;
 mod read;
 mod valueset;
 
+pub use cds::{
+    Annotation, Card, CardSource, CdsResponse, CodeableConcept, Coding, Indicator, Reference,
+    RelatedArtifact, RequestAction, RequestGroup, SUMMARY_MAX, Suggestion, SuggestionAction,
+    cds_hooks, request_group,
+};
 pub use read::{FhirError, ReadOptions, Reader, Reading, Warning};
 pub use valueset::{MS_SPASTICITY_VALUESETS, ValueSetError, ValueSets};

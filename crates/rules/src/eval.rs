@@ -683,6 +683,7 @@ impl RuleSet {
                 name: step.name.clone(),
                 tier: step.tier,
                 status,
+                current: at(&e.current, i, false),
                 reasons,
                 rules,
                 sources: sources.into_iter().collect(),

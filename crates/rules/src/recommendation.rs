@@ -53,6 +53,9 @@ pub struct StepResult {
     pub tier: u8,
     /// The status.
     pub status: Status,
+    /// The step is current for this patient (an active record).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub current: bool,
     /// The rules behind the status: decisive ones first, then context and notes.
     pub reasons: Vec<Reason>,
     /// The ids of the rules in `reasons`, in the same order.
