@@ -26,7 +26,7 @@ pub fn cds_hooks_problems(body: &Value) -> Vec<String> {
         ) {
             bad(format!("indicator {:?}", c["indicator"]));
         }
-        if !c["source"]["label"].as_str().is_some_and(|l| !l.is_empty()) {
+        if c["source"]["label"].as_str().is_none_or(str::is_empty) {
             bad("source.label is required".into());
         }
         if let Some(u) = c["uuid"].as_str()
@@ -49,7 +49,7 @@ pub fn cds_hooks_problems(body: &Value) -> Vec<String> {
                 bad("at-most-one allows one recommended suggestion".into());
             }
             for s in sugg {
-                if !s["label"].as_str().is_some_and(|l| !l.is_empty()) {
+                if s["label"].as_str().is_none_or(str::is_empty) {
                     bad("suggestion.label is required".into());
                 }
                 for a in s["actions"].as_array().into_iter().flatten() {

@@ -378,3 +378,148 @@ fn a_restarted_drug_does_not_inherit_an_old_outcome() {
     );
     let _ = Date::constant(2026, 1, 1);
 }
+
+// --- R4 example resources and fuzzing --------------------------------------------------------
+
+fn example(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/fhir/r4-examples")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+#[test]
+fn r4_example_resources_of_each_type_read_strictly() {
+    let entries: Vec<Value> = ["patient", "condition", "observation", "medicationstatement", "procedure", "allergyintolerance"]
+        .iter()
+        .map(|n| json!({"fullUrl": format!("http://example.org/fhir/{n}"), "resource": example(&format!("{n}.json"))}))
+        .collect();
+    let r = reader()
+        .read_bundle(&bundle(entries), &ReadOptions::strict(VIGNETTE_DATE))
+        .unwrap();
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    let p = &r.profile;
+    assert_eq!(p.age, 52);
+    assert_eq!(p.facts["multiple-sclerosis"], FactValue::Bool(true));
+    assert_eq!(p.facts["egfr"], FactValue::Number(58.0));
+    assert!(p.steps["baclofen"].current);
+    assert!(p.steps["stretching-program"].current);
+    assert!(
+        p.hypersensitivities
+            .iter()
+            .any(|s| s.as_str() == "tizanidine")
+    );
+    assert_eq!(r.patient, "Patient/example");
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A JSON value of bounded size.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i32>().prop_map(|n| json!(n)),
+            "[a-zA-Z0-9:/#.-]{0,12}".prop_map(Value::String),
+            prop::sample::select(vec![
+                "active",
+                "final",
+                "Patient",
+                "Observation",
+                "Condition",
+                "urn:pathway:fact",
+                "outcome",
+                "2026-11-01",
+                "1292"
+            ])
+            .prop_map(|s| json!(s)),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop::sample::select(vec![
+                        "resourceType",
+                        "id",
+                        "code",
+                        "coding",
+                        "system",
+                        "status",
+                        "subject",
+                        "reference",
+                        "valueQuantity",
+                        "value",
+                        "focus",
+                        "birthDate",
+                        "clinicalStatus",
+                        "modifierExtension",
+                        "effectiveDateTime",
+                        "valueCodeableConcept",
+                        "dosage",
+                        "route"
+                    ])
+                    .prop_map(str::to_owned),
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Random resources in a bundle: a reading or an error, never a panic.
+        #[test]
+        fn random_bundles_never_panic(resources in prop::collection::vec(any_json(), 0..6), strict: bool) {
+            let mut entries = vec![patient()];
+            entries.extend(resources.into_iter().map(|r| json!({"resource": r})));
+            let opts = if strict { ReadOptions::strict(VIGNETTE_DATE) } else { lenient() };
+            let _ = reader().read_bundle(&bundle(entries), &opts);
+        }
+
+        /// Vignette bundles with one value replaced anywhere: never a panic, and in lenient
+        /// mode a profile the engine accepts whenever the Patient survives.
+        #[test]
+        fn mutated_vignettes_never_panic(pick: usize, path_seed: u64, replacement in any_json()) {
+            let v = &vignettes()[pick % vignettes().len()];
+            let mut b = v["bundle"].clone();
+            let mut rng = fastrand::Rng::with_seed(path_seed);
+            // Walk to a random node, building a JSON pointer, then replace it.
+            let mut pointer = String::new();
+            let mut node = &b;
+            for _ in 0..rng.usize(1..6) {
+                let step = match node {
+                    Value::Object(m) if !m.is_empty() => m.keys().nth(rng.usize(..m.len())).cloned(),
+                    Value::Array(a) if !a.is_empty() => Some(rng.usize(..a.len()).to_string()),
+                    _ => None,
+                };
+                let Some(step) = step else { break };
+                node = match node {
+                    Value::Object(m) => &m[&step],
+                    Value::Array(a) => &a[step.parse::<usize>().unwrap()],
+                    _ => unreachable!(),
+                };
+                pointer.push('/');
+                pointer.push_str(&step.replace('~', "~0").replace('/', "~1"));
+            }
+            if let Some(target) = b.pointer_mut(&pointer) {
+                *target = replacement;
+            }
+            let bytes = b.to_string().into_bytes();
+            let _ = reader().read_bundle(&bytes, &ReadOptions::strict(VIGNETTE_DATE));
+            if let Ok(r) = reader().read_bundle(&bytes, &lenient()) {
+                prop_assert!(ruleset().evaluate(&r.profile).is_ok(), "the reader produced a profile the engine rejects");
+            }
+        }
+
+        /// Arbitrary bytes: an error, never a panic.
+        #[test]
+        fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            let _ = reader().read_bundle(&bytes, &lenient());
+        }
+    }
+}

@@ -123,6 +123,13 @@ fn first_sentence(s: &str) -> &str {
         .trim_end_matches('.')
 }
 
+/// Sets a member of a JSON object (does nothing to anything else).
+fn set(v: &mut Value, key: &str, x: Value) {
+    if let Some(o) = v.as_object_mut() {
+        o.insert(key.to_owned(), x);
+    }
+}
+
 /// The step's codes as FHIR codings (RxNorm and SNOMED first, the local code last).
 fn codings(rs: &RuleSet, step: &str) -> Vec<Value> {
     let Some(s) = rs.ladder().step(step) else {
@@ -134,7 +141,7 @@ fn codings(rs: &RuleSet, step: &str) -> Vec<Value> {
         .map(|c| {
             let mut j = json!({"system": c.system, "code": c.code});
             if let Some(d) = &c.display {
-                j["display"] = json!(d);
+                set(&mut j, "display", json!(d));
             }
             j
         })
@@ -158,10 +165,10 @@ fn draft(rs: &RuleSet, s: &StepResult, patient: &str, id: Option<&str>) -> Value
             "code": concept, "subject": {"reference": patient}})
     };
     if !why.is_empty() {
-        r["note"] = json!([{"text": why.join(" ")}]);
+        set(&mut r, "note", json!([{"text": why.join(" ")}]));
     }
     if let Some(id) = id {
-        r["id"] = json!(id);
+        set(&mut r, "id", json!(id));
     }
     r
 }
@@ -343,7 +350,7 @@ pub fn cds_hooks(rec: &Recommendation, rs: &RuleSet, patient: &str) -> CdsRespon
     let held: Vec<&StepResult> = rec
         .steps
         .iter()
-        .filter(|s| !s.status.is_offered() && !(s.status == Status::Excluded && s.current))
+        .filter(|s| !(s.status.is_offered() || s.status == Status::Excluded && s.current))
         .collect();
     if !held.is_empty() {
         let mut detail = String::new();
