@@ -523,3 +523,33 @@ mod fuzz {
         }
     }
 }
+
+mod round_trip {
+    use super::*;
+    use pathway::fhir::{representable, to_bundle};
+    use pathway::rules::PatientGenerator;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any generated patient, written as a Bundle and read back, is the same profile (as far
+        /// as FHIR can carry it), and so gets the same recommendation.
+        #[test]
+        fn profile_to_bundle_and_back(seed: u64) {
+            let rs = ruleset();
+            let r = reader();
+            let p = PatientGenerator::new(rs, seed).profile();
+            let bundle = to_bundle(&r, &p, "p");
+            let reading = r.read_bundle(bundle.to_string().as_bytes(), &ReadOptions::strict(p.date)).unwrap();
+            prop_assert!(reading.warnings.is_empty(), "{:?}", reading.warnings);
+            prop_assert_eq!(reading.ignored, 0);
+            let expected = representable(&r, &p);
+            prop_assert_eq!(without_provenance(reading.profile.clone()), expected.clone());
+            prop_assert_eq!(
+                rs.evaluate(&reading.profile).unwrap().steps.iter().map(|s| s.status).collect::<Vec<_>>(),
+                rs.evaluate(&expected).unwrap().steps.iter().map(|s| s.status).collect::<Vec<_>>()
+            );
+        }
+    }
+}

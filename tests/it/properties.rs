@@ -72,6 +72,7 @@ fn absolute_rows() -> Vec<(&'static str, MakeTrue)> {
             Box::new(|p: Profile| p.with_fact("itb-test-dose", "negative")),
         ),
         ("intrathecal-baclofen", allergy("baclofen")),
+        ("intrathecal-baclofen", allergy("intrathecal-baclofen")),
         ("rhizotomy", fact("active-infection")),
         ("tenotomy", fact("active-infection")),
     ]
@@ -105,7 +106,7 @@ proptest! {
 
     /// A step with a true absolute contraindication is never continue, offer or caution.
     #[test]
-    fn absolute_contraindication_is_never_offered(seed: u64, row in 0usize..38) {
+    fn absolute_contraindication_is_never_offered(seed: u64, row in 0usize..39) {
         let rows = absolute_rows();
         let (step, make_true) = &rows[row % rows.len()];
         let p = make_true(patient(seed));

@@ -124,7 +124,7 @@ fn first_sentence(s: &str) -> &str {
 }
 
 /// Sets a member of a JSON object (does nothing to anything else).
-fn set(v: &mut Value, key: &str, x: Value) {
+pub(crate) fn set(v: &mut Value, key: &str, x: Value) {
     if let Some(o) = v.as_object_mut() {
         o.insert(key.to_owned(), x);
     }

@@ -15,6 +15,7 @@
 mod cds;
 mod model;
 mod read;
+mod synth;
 mod valueset;
 
 pub use cds::{
@@ -23,4 +24,5 @@ pub use cds::{
     cds_hooks, request_group,
 };
 pub use read::{FhirError, ReadOptions, Reader, Reading, Warning};
+pub use synth::{representable, to_bundle};
 pub use valueset::{MS_SPASTICITY_VALUESETS, ValueSetError, ValueSets};

@@ -268,7 +268,7 @@ struct OutcomeObs {
 #[derive(Debug, Clone)]
 pub struct Reader<'r> {
     rs: &'r RuleSet,
-    vs: ValueSets,
+    pub(crate) vs: ValueSets,
 }
 
 impl<'r> Reader<'r> {

@@ -1,6 +1,6 @@
 //! Realistic random patients for a rule set: for property tests, benchmarks and load tests.
 
-use pathway_core::{Date, FactValue, Outcome, Profile, Sex, StepRecord};
+use pathway_core::{Date, FactValue, Outcome, Profile, Sex, StepKind, StepRecord};
 
 use crate::ruleset::{Absent, FactKind, RuleSet};
 
@@ -113,9 +113,18 @@ impl<'a> PatientGenerator<'a> {
                 p = p.with_medication(&c);
             }
         }
-        let steps: Vec<String> = rs.ladder.steps().map(|s| s.id.to_string()).collect();
-        for s in steps {
-            if self.chance(0.02) {
+        let steps: Vec<(String, bool)> = rs
+            .ladder
+            .steps()
+            .map(|s| {
+                (
+                    s.id.to_string(),
+                    matches!(s.kind, StepKind::Drug | StepKind::Injection),
+                )
+            })
+            .collect();
+        for (s, drug) in steps {
+            if drug && self.chance(0.02) {
                 p = p.with_hypersensitivity(&s);
             }
             if self.chance(0.22) {

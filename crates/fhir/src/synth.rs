@@ -1,0 +1,237 @@
+//! Profiles written as FHIR R4 Bundles, the way section 3 of the spec says a record carries
+//! them: for round-trip tests, Bulk Data test exports and benchmarks.
+
+use pathway_core::{FactValue, Profile, Sex, StepKind};
+use pathway_rules::{Absent, FactKind};
+use serde_json::{Value, json};
+
+use crate::cds::set;
+use crate::read::Reader;
+use crate::valueset::{FACT_SYSTEM, STEP_SYSTEM, VALUE_SYSTEM};
+
+const RXNORM: &str = "http://www.nlm.nih.gov/research/umls/rxnorm";
+const LOINC: &str = "http://loinc.org";
+
+/// The parts of a profile that a FHIR record can carry, as the reader would read them back:
+/// problem-list facts are only ever "present" (absent means false), so recorded `false` and
+/// `unknown` for them drop out (except an injury, whose unknown onset is representable), and a
+/// recorded `unknown` for a fact that is unknown when absent is just absent. Provenance is
+/// dropped.
+pub fn representable(reader: &Reader<'_>, profile: &Profile) -> Profile {
+    let rs = reader.ruleset();
+    let mut p = profile.clone();
+    p.provenance.clear();
+    // An allergy recorded against a step whose drug is another step's is that drug's (C2).
+    p.hypersensitivities = p
+        .hypersensitivities
+        .iter()
+        .map(|s| {
+            reader
+                .vs
+                .allergens
+                .get(&(STEP_SYSTEM.to_owned(), s.to_string()))
+                .cloned()
+                .unwrap_or_else(|| s.clone())
+        })
+        .collect();
+    p.facts.retain(|id, v| {
+        let Some(def) = rs.fact(id) else { return false };
+        match (&def.absent, v) {
+            (Absent::False, FactValue::Bool(false)) => false,
+            (Absent::False, FactValue::Unknown) => id == "recent-injury",
+            (Absent::Unknown, FactValue::Unknown) => false,
+            _ => true,
+        }
+    });
+    p
+}
+
+fn coding(system: &str, code: &str) -> Value {
+    json!({"coding": [{"system": system, "code": code}]})
+}
+
+/// A code from the reader's value sets for a key, lowest first (deterministic).
+fn first<'a>(keys: impl Iterator<Item = &'a (String, String)>) -> Option<&'a (String, String)> {
+    keys.min()
+}
+
+/// Writes a profile as a FHIR R4 `collection` Bundle for the patient `id`.
+///
+/// ```
+/// use pathway_core::{Date, Profile};
+/// use pathway_fhir::{ReadOptions, Reader, ValueSets, representable, to_bundle};
+/// use pathway_rules::{PatientGenerator, RuleSet};
+/// let rs = RuleSet::ms_spasticity().unwrap();
+/// let reader = Reader::new(&rs, ValueSets::ms_spasticity(&rs).unwrap());
+/// let p = PatientGenerator::new(&rs, 3).profile();
+/// let bundle = to_bundle(&reader, &p, "p3");
+/// let back = reader.read_bundle(bundle.to_string().as_bytes(), &ReadOptions::strict(p.date)).unwrap();
+/// let mut read = back.profile;
+/// read.provenance.clear();
+/// assert_eq!(read, representable(&reader, &p));
+/// ```
+pub fn to_bundle(reader: &Reader<'_>, profile: &Profile, id: &str) -> Value {
+    let rs = reader.ruleset();
+    let vs = &reader.vs;
+    let subject = json!({"reference": format!("Patient/{id}")});
+    let date = profile.date.to_string();
+    let mut entries = Vec::new();
+    let mut n = 0usize;
+    let mut push = |entries: &mut Vec<Value>, mut r: Value| {
+        n += 1;
+        let kind = r
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or("Resource")
+            .to_owned();
+        let rid = format!("{id}-{n}");
+        if let Some(o) = r.as_object_mut() {
+            o.insert("id".into(), json!(rid));
+        }
+        entries.push(json!({"fullUrl": format!("{kind}/{rid}"), "resource": r}));
+        format!("{kind}/{rid}")
+    };
+    let birth_year = i32::from(profile.date.year()) - i32::from(profile.age);
+    let gender = match profile.sex {
+        Sex::Male => "male",
+        Sex::Female => "female",
+        Sex::Other => "other",
+        Sex::Unknown => "unknown",
+    };
+    entries.push(json!({"fullUrl": format!("Patient/{id}"), "resource": {
+        "resourceType": "Patient", "id": id, "gender": gender, "birthDate": format!("{birth_year:04}-01-01")}}));
+    let active = coding(
+        "http://terminology.hl7.org/CodeSystem/condition-clinical",
+        "active",
+    );
+    for (fact, value) in &profile.facts {
+        let Some(def) = rs.fact(fact) else { continue };
+        let condition_code = first(
+            vs.conditions
+                .iter()
+                .filter(|(_, maps)| maps.iter().any(|m| &m.fact == fact && !m.unless_observed))
+                .map(|(k, _)| k),
+        );
+        if let (Absent::False, Some((system, code))) = (&def.absent, condition_code) {
+            let mut c = json!({"resourceType": "Condition", "clinicalStatus": active,
+                "code": coding(system, code), "subject": subject});
+            match value {
+                FactValue::Bool(true) => {
+                    if fact == "recent-injury" {
+                        set(&mut c, "onsetDateTime", json!(date));
+                    }
+                }
+                FactValue::Unknown if fact == "recent-injury" => {}
+                _ => continue,
+            }
+            push(&mut entries, c);
+            continue;
+        }
+        if def.absent == Absent::False && *value != FactValue::Bool(true) {
+            // Absent already means false; an unknown cannot be written.
+            continue;
+        }
+        let mut o = json!({"resourceType": "Observation", "status": "final",
+            "code": coding(FACT_SYSTEM, fact), "subject": subject, "effectiveDateTime": date});
+        let unknown_answer = |fact: &str| {
+            vs.observations
+                .get(&(FACT_SYSTEM.to_owned(), fact.to_owned()))
+                .and_then(|m| {
+                    first(
+                        m.answers
+                            .iter()
+                            .filter(|(_, v)| **v == FactValue::Unknown)
+                            .map(|(k, _)| k),
+                    )
+                })
+        };
+        match (value, &def.kind) {
+            (FactValue::Bool(b), _) => set(&mut o, "valueBoolean", json!(b)),
+            (FactValue::Number(x), FactKind::Number { integer: true, .. }) => {
+                set(&mut o, "valueInteger", json!(*x as i64));
+            }
+            (FactValue::Number(x), _) => {
+                set(
+                    &mut o,
+                    "valueQuantity",
+                    json!({"value": x, "system": "http://unitsofmeasure.org", "code": "mL/min/{1.73_m2}"}),
+                );
+                if fact == "egfr" {
+                    set(&mut o, "code", coding(LOINC, "98979-8"));
+                }
+            }
+            (FactValue::Code(c), _) => set(&mut o, "valueCodeableConcept", coding(VALUE_SYSTEM, c)),
+            (FactValue::Unknown, _) => match unknown_answer(fact) {
+                Some((system, code)) => set(&mut o, "valueCodeableConcept", coding(system, code)),
+                None => continue,
+            },
+        }
+        push(&mut entries, o);
+    }
+    for class in &profile.medications {
+        let Some((system, code)) = first(
+            vs.medications
+                .iter()
+                .filter(|(_, c)| *c == class)
+                .map(|(k, _)| k),
+        ) else {
+            continue;
+        };
+        push(
+            &mut entries,
+            json!({"resourceType": "MedicationStatement", "status": "active",
+            "medicationCodeableConcept": coding(system, code), "subject": subject}),
+        );
+    }
+    for step in &profile.hypersensitivities {
+        push(
+            &mut entries,
+            json!({"resourceType": "AllergyIntolerance",
+            "code": coding(STEP_SYSTEM, step.as_str()), "patient": subject}),
+        );
+    }
+    for (step, record) in &profile.steps {
+        let Some(def) = rs.ladder().step(step.as_str()) else {
+            continue;
+        };
+        let drug = matches!(def.kind, StepKind::Drug | StepKind::Injection);
+        let code = def
+            .codes
+            .iter()
+            .find(|c| c.system == RXNORM)
+            .filter(|_| !vs.routes.iter().any(|r| &r.step == step))
+            .map_or_else(
+                || coding(STEP_SYSTEM, step.as_str()),
+                |c| coding(&c.system, &c.code),
+            );
+        let declined_only =
+            !record.current && record.outcome == Some(pathway_core::Outcome::Declined);
+        let r = if drug {
+            let status = match (record.current, declined_only) {
+                (true, _) => "active",
+                (false, true) => "not-taken",
+                (false, false) => "stopped",
+            };
+            json!({"resourceType": "MedicationStatement", "status": status,
+                "medicationCodeableConcept": code, "subject": subject})
+        } else {
+            let status = match (record.current, declined_only) {
+                (true, _) => "in-progress",
+                (false, true) => "not-done",
+                (false, false) => "completed",
+            };
+            json!({"resourceType": "Procedure", "status": status, "code": code, "subject": subject})
+        };
+        let reference = push(&mut entries, r);
+        if let Some(outcome) = record.outcome {
+            push(
+                &mut entries,
+                json!({"resourceType": "Observation", "status": "final",
+                "code": coding(FACT_SYSTEM, "outcome"), "subject": subject, "effectiveDateTime": date,
+                "focus": [{"reference": reference}],
+                "valueCodeableConcept": coding(VALUE_SYSTEM, outcome.as_str())}),
+            );
+        }
+    }
+    json!({"resourceType": "Bundle", "type": "collection", "entry": entries})
+}
