@@ -553,3 +553,120 @@ mod round_trip {
         }
     }
 }
+
+mod bulk {
+    use super::*;
+    use pathway::fhir::{BulkExport, BundleLines, representable, to_bundle};
+    use pathway::rules::PatientGenerator;
+    use std::collections::BTreeMap;
+    use std::io::Write;
+
+    /// Writes generated patients as a Bulk Data export: one NDJSON file per resource type,
+    /// lines shuffled so that no file is grouped by patient. Returns the expected profiles.
+    fn export(dir: &std::path::Path, n: usize) -> BTreeMap<String, Profile> {
+        let rs = ruleset();
+        let r = reader();
+        let mut files: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut expected = BTreeMap::new();
+        for (i, p) in PatientGenerator::new(rs, 99).take(n).enumerate() {
+            let id = format!("p{i:05}");
+            for e in to_bundle(&r, &p, &id)["entry"].as_array().unwrap() {
+                let kind = e["resource"]["resourceType"].as_str().unwrap().to_owned();
+                files
+                    .entry(kind)
+                    .or_default()
+                    .push(e["resource"].to_string());
+            }
+            expected.insert(format!("Patient/{id}"), representable(&r, &p));
+        }
+        let mut rng = fastrand::Rng::with_seed(5);
+        for (kind, mut lines) in files {
+            rng.shuffle(&mut lines);
+            let mut f = std::fs::File::create(dir.join(format!("{kind}.ndjson"))).unwrap();
+            for l in lines {
+                writeln!(f, "{l}").unwrap();
+            }
+        }
+        expected
+    }
+
+    #[test]
+    fn a_bulk_export_of_1000_patients_streams_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let expected = export(dir.path(), 1000);
+        let r = reader();
+        // Small runs force the on-disk merge: memory is bounded by the run, not the export.
+        let bulk = BulkExport::open(
+            &r,
+            dir.path(),
+            ReadOptions::lenient(VIGNETTE_DATE),
+            64 * 1024,
+        )
+        .unwrap();
+        assert!(bulk.skipped().is_empty());
+        let mut seen = 0;
+        for reading in bulk {
+            let reading = reading.unwrap();
+            let want = &expected[&reading.patient];
+            assert_eq!(
+                &without_provenance(reading.profile),
+                want,
+                "{}",
+                reading.patient
+            );
+            seen += 1;
+        }
+        assert_eq!(seen, 1000);
+    }
+
+    #[test]
+    fn bulk_orphans_and_garbage_are_reported_with_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        export(dir.path(), 3);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("Condition.ndjson"))
+            .unwrap();
+        writeln!(f, "{{not json").unwrap();
+        writeln!(f, r#"{{"resourceType":"Condition","id":"orphan"}}"#).unwrap();
+        let r = reader();
+        let bulk =
+            BulkExport::open(&r, dir.path(), ReadOptions::lenient(VIGNETTE_DATE), 1 << 20).unwrap();
+        let skipped: Vec<String> = bulk.skipped().iter().map(ToString::to_string).collect();
+        assert_eq!(skipped.len(), 2, "{skipped:?}");
+        assert!(
+            skipped[0].contains("Condition.ndjson") && skipped[0].contains("not valid JSON"),
+            "{skipped:?}"
+        );
+        assert!(skipped[1].contains("refers to no patient"), "{skipped:?}");
+        assert_eq!(bulk.filter(Result::is_ok).count(), 3);
+        let strict = BulkExport::open(&r, dir.path(), ReadOptions::strict(VIGNETTE_DATE), 1 << 20);
+        let err = strict.err().unwrap().to_string();
+        assert!(
+            err.contains("Condition.ndjson:") && err.contains("not valid JSON"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn ndjson_of_bundles_reports_bad_lines_and_goes_on() {
+        let r = reader();
+        let mut text = String::new();
+        for v in vignettes().iter().take(3) {
+            text.push_str(&v["bundle"].to_string());
+            text.push('\n');
+        }
+        text.push_str("{\"resourceType\":\"Bundle\",\"entry\":[]}\n\n");
+        text.push_str(&vignettes()[3]["bundle"].to_string());
+        let results: Vec<_> =
+            BundleLines::new(&r, text.as_bytes(), "all.ndjson", lenient()).collect();
+        assert_eq!(results.len(), 5);
+        assert!(results[..3].iter().all(Result::is_ok));
+        let err = results[3].as_ref().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "all.ndjson:4: the record has no Patient resource; a profile needs one"
+        );
+        assert_eq!(results[4].as_ref().unwrap().0, 6);
+    }
+}

@@ -12,12 +12,14 @@
 //! rule set's.
 #![forbid(unsafe_code)]
 
+mod bulk;
 mod cds;
 mod model;
 mod read;
 mod synth;
 mod valueset;
 
+pub use bulk::{BulkError, BulkExport, BundleLines};
 pub use cds::{
     Annotation, Card, CardSource, CdsResponse, CodeableConcept, Coding, Indicator, Reference,
     RelatedArtifact, RequestAction, RequestGroup, SUMMARY_MAX, Suggestion, SuggestionAction,
