@@ -32,6 +32,7 @@ use crate::outcome::{Outcome, OutcomeSet};
 /// assert_eq!(id.as_str(), "baclofen");
 /// assert_eq!(id.to_string(), "baclofen");
 /// ```
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct StepId(String);
@@ -68,6 +69,7 @@ impl fmt::Display for StepId {
 }
 
 /// What sort of intervention a step is.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepKind {
@@ -86,6 +88,7 @@ pub enum StepKind {
 }
 
 /// A code for a step in some code system (SNOMED CT, RxNorm, the local `urn:pathway:step`).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Code {
     /// The code system URI.
@@ -133,6 +136,7 @@ impl Step {
 }
 
 /// The kind of an edge between two steps.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EdgeKind {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 /// assert_eq!(o, Outcome::NotTolerated);
 /// assert_eq!(o.to_string(), "not-tolerated");
 /// ```
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
@@ -129,6 +130,17 @@ impl FromIterator<Outcome> for OutcomeSet {
 impl Serialize for OutcomeSet {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(self.iter())
+    }
+}
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for OutcomeSet {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "OutcomeSet".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        <Vec<Outcome>>::json_schema(generator)
     }
 }
 

@@ -20,6 +20,7 @@ use crate::outcome::Outcome;
 pub type Date = jiff::civil::Date;
 
 /// Administrative sex as FHIR `Patient.gender` carries it.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
@@ -69,6 +70,7 @@ impl Sex {
 ///     ]
 /// );
 /// ```
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum FactValue {
@@ -118,6 +120,7 @@ impl From<&str> for FactValue {
 }
 
 /// What is recorded about one step for this person.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepRecord {
@@ -176,6 +179,7 @@ impl StepRecord {
 /// let back: Profile = serde_json::from_str(&json).unwrap();
 /// assert_eq!(p, back);
 /// ```
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 /// assert!(Status::Excluded.precedence() > Status::Continue.precedence());
 /// assert!(Status::NotYet.precedence() > Status::Caution.precedence());
 /// ```
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {

@@ -19,6 +19,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod graph;
+
 use std::fmt::Write as _;
 
 use pathway_core::Status;

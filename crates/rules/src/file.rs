@@ -9,6 +9,7 @@ use pathway_core::{Code, EdgeKind, Outcome, StepKind};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct Document {
@@ -30,6 +31,7 @@ pub(crate) struct Document {
     pub rules: Vec<RuleDoc>,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct Header {
@@ -43,6 +45,7 @@ pub(crate) struct Header {
     pub tier_names: Vec<String>,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct SourceDoc {
@@ -51,18 +54,24 @@ pub(crate) struct SourceDoc {
     pub consulted: Option<String>,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct ApplicabilityDoc {
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub id: Spanned<String>,
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub when: Spanned<String>,
     pub text: String,
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<String>"))]
     pub source: Vec<Spanned<String>>,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct StepDoc {
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub id: Spanned<String>,
     pub tier: u8,
     pub kind: StepKind,
@@ -73,10 +82,13 @@ pub(crate) struct StepDoc {
     pub codes: Vec<Code>,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct EdgeDoc {
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<String>"))]
     pub from: Vec<Spanned<String>>,
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<String>"))]
     pub to: Vec<Spanned<String>>,
     pub kind: EdgeKind,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -87,6 +99,7 @@ pub(crate) struct EdgeDoc {
     pub text: Option<String>,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) enum FactType {
@@ -95,10 +108,12 @@ pub(crate) enum FactType {
     Code,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct FactDoc {
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "schema", schemars(with = "FactType"))]
     pub ty: Spanned<FactType>,
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,21 +130,27 @@ pub(crate) struct FactDoc {
     pub unknown_values: Vec<String>,
     /// `"unknown"` (the default) or `"false"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
     pub absent: Option<Spanned<String>>,
     /// When not recorded: unknown if this condition holds, false otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
     pub absent_unknown_when: Option<Spanned<String>>,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct DerivedDoc {
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub when: Spanned<String>,
     pub text: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<String>"))]
     pub source: Vec<Spanned<String>>,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) enum EffectDoc {
@@ -141,6 +162,7 @@ pub(crate) enum EffectDoc {
     Note,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) enum UnknownDoc {
@@ -149,24 +171,32 @@ pub(crate) enum UnknownDoc {
     Ignore,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct RuleDoc {
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub id: Spanned<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<String>"))]
     pub steps: Vec<Spanned<String>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tiers: Vec<u8>,
+    #[cfg_attr(feature = "schema", schemars(with = "EffectDoc"))]
     pub effect: Spanned<EffectDoc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
     pub when: Option<Spanned<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
     pub requires: Option<Spanned<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<UnknownDoc>"))]
     pub if_unknown: Option<Spanned<UnknownDoc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unknown_text: Option<String>,
     pub text: String,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<String>"))]
     pub source: Vec<Spanned<String>>,
 }

@@ -49,3 +49,33 @@ pub use ruleset::{
     Source, Stamp,
 };
 pub use tri::Tri;
+
+/// JSON Schemas of what Pathway reads and writes (feature `schema`).
+#[cfg(feature = "schema")]
+pub mod schema {
+    use serde_json::Value;
+
+    fn value(s: schemars::Schema) -> Value {
+        serde_json::to_value(s).unwrap_or_default()
+    }
+
+    /// The rule-set file (TOML, described as JSON).
+    ///
+    /// ```
+    /// let s = pathway_rules::schema::ruleset();
+    /// assert!(s["properties"]["rule"].is_object());
+    /// ```
+    pub fn ruleset() -> Value {
+        value(schemars::schema_for!(crate::file::Document))
+    }
+
+    /// The patient profile (JSON).
+    pub fn profile() -> Value {
+        value(schemars::schema_for!(pathway_core::Profile))
+    }
+
+    /// The evaluation result (JSON).
+    pub fn result() -> Value {
+        value(schemars::schema_for!(crate::Recommendation))
+    }
+}

@@ -9,6 +9,7 @@ use crate::ruleset::{Effect, Stamp};
 use crate::tri::Tri;
 
 /// A fact a rule read, with its value and where it came from.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FactUse {
     /// The fact: a catalogue fact id, `age`, `sex`, `step:<id>`, `medication:<class>` or
@@ -22,6 +23,7 @@ pub struct FactUse {
 }
 
 /// One rule that applied to a step, and why.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reason {
     /// The rule id.
@@ -43,6 +45,7 @@ pub struct Reason {
 }
 
 /// The answer for one step.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepResult {
     /// The step id.
@@ -74,6 +77,7 @@ impl StepResult {
 }
 
 /// What the engine says for one patient: every step of the ladder, in ladder order.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recommendation {
     /// The rule set that produced it.

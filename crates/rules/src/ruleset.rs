@@ -16,6 +16,7 @@ use crate::expr;
 use crate::file::{Document, EffectDoc, FactType, RuleDoc, UnknownDoc};
 
 /// What a rule does to the status of its steps when its condition holds.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Effect {
@@ -192,6 +193,7 @@ impl Rule {
 }
 
 /// Identifies the rule set behind a result: id, version and a hash of its content.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Stamp {
     /// Rule set id.

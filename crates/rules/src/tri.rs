@@ -11,6 +11,7 @@
 /// assert_eq!(Tri::True.or(Tri::Unknown), Tri::True);
 /// assert_eq!(Tri::Unknown.not(), Tri::Unknown);
 /// ```
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
