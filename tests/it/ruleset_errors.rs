@@ -354,3 +354,52 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn lints_warn_about_dead_rules_unofferable_steps_and_contradictions() {
+    let warnings = |text: &str| -> Vec<String> {
+        load(text)
+            .unwrap()
+            .warnings()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    let dead = MS_SPASTICITY_TOML.replacen(
+        r#"when = "epilepsy"
+text = "Epilepsy: baclofen"#,
+        r#"when = "epilepsy and egfr < 30 and egfr > 60"
+text = "Epilepsy: baclofen"#,
+        1,
+    );
+    let w = warnings(&dead);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("can never fire") && w[0].contains("R20.baclofen.epilepsy"),
+        "{w:?}"
+    );
+    assert!(w[0].starts_with("ms.toml:"), "{w:?}");
+
+    let shut = MS_SPASTICITY_TOML.replacen(
+        r#"requires = "exhausted""#,
+        r#"requires = "exhausted and not exhausted""#,
+        1,
+    );
+    let w = warnings(&shut);
+    assert!(w.iter().any(|x| x.contains("gate can never open")), "{w:?}");
+    assert!(
+        w.iter()
+            .any(|x| x.contains("no rule can ever offer step `tizanidine`")),
+        "{w:?}"
+    );
+
+    let clash = format!(
+        "{MS_SPASTICITY_TOML}\n[[rule]]\nid = \"X.offer\"\nsteps = [\"massage\"]\neffect = \"offer\"\nwhen = \"fever\"\ntext = \"x\"\nsource = [\"CK\"]\n"
+    );
+    let w = warnings(&clash);
+    assert!(
+        w.iter()
+            .any(|x| x.contains("same condition") && x.contains("R20.massage.fever")),
+        "{w:?}"
+    );
+}

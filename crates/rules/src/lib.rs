@@ -37,6 +37,7 @@ mod eval;
 mod expr;
 mod file;
 mod generate;
+mod lint;
 mod recommendation;
 mod ruleset;
 mod tri;

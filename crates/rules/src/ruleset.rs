@@ -1264,7 +1264,7 @@ impl<'t> Compiler<'t> {
         if !self.diags.is_empty() {
             return Err(self.diags);
         }
-        let warnings = lint(&ladder, &rules, &step_rules, &doc);
+        let warnings = crate::lint::lint(&ladder, &rules, &step_rules, &derived_conds, &doc);
         Ok(RuleSet {
             stamp: Stamp {
                 id: doc.ruleset.id.clone(),
@@ -1477,58 +1477,6 @@ impl<'c> DerivedInfo<'c> {
         }
         r
     }
-}
-
-fn lint(
-    ladder: &Ladder,
-    rules: &[Rule],
-    step_rules: &[Vec<(u16, Cond)>],
-    doc: &Document,
-) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    for (i, step) in ladder.steps().enumerate() {
-        let Some(list) = step_rules.get(i) else {
-            continue;
-        };
-        let indicated = list.iter().any(|(r, c)| {
-            rules
-                .get(usize::from(*r))
-                .is_some_and(|r| matches!(r.effect, Effect::Gate | Effect::Offer))
-                && *c != Cond::Const(false)
-        });
-        if !indicated {
-            let span = doc
-                .steps
-                .iter()
-                .find(|s| s.id.get_ref() == step.id.as_str())
-                .map(|s| s.id.span());
-            let mut d = Diagnostic::new(
-                ErrorKind::Lint,
-                format!("no gate or indication can ever offer step `{}`", step.id),
-            )
-            .rule(step.id.as_str());
-            if let Some(s) = span {
-                d = d.at(s);
-            }
-            out.push(d);
-        }
-    }
-    for r in doc.rules.iter() {
-        let cond = r.when.as_ref().or(r.requires.as_ref());
-        if let Some(c) = cond
-            && c.get_ref().trim() == "false"
-        {
-            out.push(
-                Diagnostic::new(
-                    ErrorKind::Lint,
-                    "this rule can never fire: its condition is `false`",
-                )
-                .rule(r.id.get_ref())
-                .at(c.span()),
-            );
-        }
-    }
-    out
 }
 
 #[cfg(test)]
