@@ -50,11 +50,13 @@ fn value(c: &Cond, derived: &[Cond], leaves: &[&Cond], bits: u32, depth: usize) 
     }
 }
 
+/// A bound of an interval and whether it is strict.
+type Bound = (f64, bool);
+
 /// Whether an assignment of the leaves is consistent: numeric comparisons on the same number
 /// leave a non-empty interval, and code tests on the same fact a non-empty set of codes.
 fn consistent(leaves: &[&Cond], bits: u32) -> bool {
-    // (lower bound, strict), (upper bound, strict)
-    let mut bounds: BTreeMap<String, ((f64, bool), (f64, bool))> = BTreeMap::new();
+    let mut bounds: BTreeMap<String, (Bound, Bound)> = BTreeMap::new();
     let mut codes: BTreeMap<String, u64> = BTreeMap::new();
     for (i, leaf) in leaves.iter().enumerate() {
         let on = bits & (1 << i) != 0;
