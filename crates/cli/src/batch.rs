@@ -1,0 +1,408 @@
+//! `pathway batch`: evaluate a population on every core, streaming, in input order.
+//!
+//! One thread reads records, N workers read FHIR and evaluate, the main thread writes results
+//! in input order. At most `WINDOW` records are in flight, so memory stays flat however large
+//! the input.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pathway_core::Status;
+use pathway_fhir::{BulkExport, ReadOptions, Reader, Reading};
+use pathway_rules::RuleSet;
+use serde::Serialize;
+
+use crate::Content;
+use crate::common::{self, Fail};
+
+/// Records in flight at most (read but not yet written).
+const WINDOW: u64 = 4096;
+
+pub struct Options {
+    pub input: String,
+    pub out: PathBuf,
+    pub content: Content,
+    pub date: Option<String>,
+    pub fail_fast: bool,
+    pub strict: bool,
+    pub jobs: Option<usize>,
+}
+
+/// One record to evaluate.
+enum Item {
+    /// A line of NDJSON (a Bundle).
+    Line(Vec<u8>),
+    /// A patient already read from a Bulk Data export.
+    Read(Box<Reading>),
+    /// A record that could not be read.
+    Failed(String),
+}
+
+struct Job {
+    seq: u64,
+    line: Option<usize>,
+    item: Item,
+}
+
+struct Done {
+    seq: u64,
+    result: Result<(Vec<u8>, Vec<Status>), String>,
+}
+
+/// One line of the output file.
+#[derive(Serialize)]
+struct OutLine<'a> {
+    patient: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<usize>,
+    result: &'a pathway_rules::Recommendation,
+}
+
+fn evaluate(rs: &RuleSet, reader: &Reader<'_>, opts: &ReadOptions, job: Job, source: &str) -> Done {
+    let where_ = |line: Option<usize>| match line {
+        Some(l) => format!("{source}:{l}"),
+        None => source.to_owned(),
+    };
+    let reading = match job.item {
+        Item::Line(bytes) => reader
+            .read_bundle(&bytes, opts)
+            .map_err(|e| format!("{}: {e}", where_(job.line))),
+        Item::Read(r) => Ok(*r),
+        Item::Failed(m) => Err(m),
+    };
+    let result = reading.and_then(|r| {
+        let mut rec = rs
+            .evaluate(&r.profile)
+            .map_err(|e| format!("{}: {} {e}", where_(job.line), r.patient))?;
+        rec.warnings = r.warnings.iter().map(ToString::to_string).collect();
+        let statuses = rec.steps.iter().map(|s| s.status).collect();
+        let mut buf = Vec::with_capacity(4096);
+        serde_json::to_writer(
+            &mut buf,
+            &OutLine {
+                patient: &r.patient,
+                line: job.line,
+                result: &rec,
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        buf.push(b'\n');
+        Ok((buf, statuses))
+    });
+    Done {
+        seq: job.seq,
+        result,
+    }
+}
+
+/// Sends jobs, waiting while too many are in flight. Returns false when told to stop.
+struct Feeder<'a> {
+    tx: SyncSender<Job>,
+    seq: u64,
+    written: &'a AtomicU64,
+    stop: &'a AtomicBool,
+}
+
+impl Feeder<'_> {
+    fn send(&mut self, line: Option<usize>, item: Item) -> bool {
+        while self
+            .seq
+            .saturating_sub(self.written.load(Ordering::Acquire))
+            >= WINDOW
+        {
+            if self.stop.load(Ordering::Acquire) {
+                return false;
+            }
+            std::thread::yield_now();
+        }
+        let job = Job {
+            seq: self.seq,
+            line,
+            item,
+        };
+        self.seq += 1;
+        !self.stop.load(Ordering::Acquire) && self.tx.send(job).is_ok()
+    }
+}
+
+fn feed_lines(mut input: impl BufRead, feeder: &mut Feeder<'_>, read: &AtomicU64, source: &str) {
+    let mut n = 0usize;
+    loop {
+        let mut buf = Vec::new();
+        match input.read_until(b'\n', &mut buf) {
+            Ok(0) => return,
+            Ok(k) => {
+                n += 1;
+                read.fetch_add(k as u64, Ordering::Relaxed);
+                if buf.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                if !feeder.send(Some(n), Item::Line(buf)) {
+                    return;
+                }
+            }
+            Err(e) => {
+                feeder.send(None, Item::Failed(format!("{source}: {e}")));
+                return;
+            }
+        }
+    }
+}
+
+fn feed_bulk(bulk: BulkExport<'_>, feeder: &mut Feeder<'_>) {
+    for r in bulk {
+        let item = match r {
+            Ok(reading) => Item::Read(Box::new(reading)),
+            Err(e) => Item::Failed(e.to_string()),
+        };
+        if !feeder.send(None, item) {
+            return;
+        }
+    }
+}
+
+fn worker(
+    rs: &RuleSet,
+    reader: &Reader<'_>,
+    opts: &ReadOptions,
+    jobs: &Mutex<Receiver<Job>>,
+    tx: &SyncSender<Done>,
+    source: &str,
+) {
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        if tx.send(evaluate(rs, reader, opts, job, source)).is_err() {
+            return;
+        }
+    }
+}
+
+fn progress(total: Option<u64>) -> ProgressBar {
+    let target = ProgressDrawTarget::stderr_with_hz(10);
+    match total {
+        Some(len) => {
+            let bar = ProgressBar::with_draw_target(Some(len), target);
+            if let Ok(style) = ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        }
+        None => {
+            let bar = ProgressBar::with_draw_target(None, target);
+            if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}") {
+                bar.set_style(style);
+            }
+            bar
+        }
+    }
+}
+
+pub fn run(o: &Options) -> Result<(), Fail> {
+    let rs = common::ruleset(&o.content)?;
+    let vs = common::valuesets(&o.content, &rs)?;
+    let reader = Reader::new(&rs, vs);
+    let date = common::date(o.date.as_deref())?;
+    let opts = if o.strict {
+        ReadOptions::strict(date)
+    } else {
+        ReadOptions::lenient(date)
+    };
+    let jobs = o
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
+    let input_path = Path::new(&o.input);
+    let is_dir = input_path.is_dir();
+    let source = if o.input == "-" {
+        "standard input".to_owned()
+    } else {
+        o.input.clone()
+    };
+    // Open everything before starting, so that a bad path is one clear error.
+    let bulk = if is_dir {
+        let b = BulkExport::open(&reader, input_path, opts, 64 << 20)
+            .map_err(|e| Fail::input(e.to_string()))?;
+        for w in b.skipped() {
+            eprintln!("pathway: skipped {w}");
+        }
+        Some(b)
+    } else {
+        None
+    };
+    let file = if !is_dir && o.input != "-" {
+        Some(File::open(input_path).map_err(|e| Fail::input(format!("{}: {e}", o.input)))?)
+    } else {
+        None
+    };
+    let total = file
+        .as_ref()
+        .and_then(|f| f.metadata().ok())
+        .map(|m| m.len());
+    let out_file =
+        File::create(&o.out).map_err(|e| Fail::input(format!("{}: {e}", o.out.display())))?;
+    let mut out = BufWriter::with_capacity(1 << 20, out_file);
+
+    let (job_tx, job_rx) = sync_channel::<Job>(jobs * 64);
+    let job_rx = Mutex::new(job_rx);
+    let (done_tx, done_rx) = sync_channel::<Done>(jobs * 64);
+    let written = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let bytes_read = Arc::new(AtomicU64::new(0));
+    let bar = progress(total);
+
+    let mut patients = 0u64;
+    let mut errors = 0u64;
+    let mut counts = vec![[0u64; 5]; rs.ladder().len()];
+    let mut failure: Option<Fail> = None;
+
+    std::thread::scope(|scope| {
+        let feeder_bytes = Arc::clone(&bytes_read);
+        let (written_ref, stop_ref, source_ref) = (&written, &stop, source.as_str());
+        scope.spawn(move || {
+            let mut feeder = Feeder {
+                tx: job_tx,
+                seq: 0,
+                written: written_ref,
+                stop: stop_ref,
+            };
+            match (bulk, file) {
+                (Some(b), _) => feed_bulk(b, &mut feeder),
+                (None, Some(f)) => feed_lines(
+                    BufReader::with_capacity(1 << 20, f),
+                    &mut feeder,
+                    &feeder_bytes,
+                    source_ref,
+                ),
+                (None, None) => feed_lines(
+                    std::io::stdin().lock(),
+                    &mut feeder,
+                    &feeder_bytes,
+                    source_ref,
+                ),
+            }
+        });
+        for _ in 0..jobs {
+            let tx = done_tx.clone();
+            let (rs, reader, opts, rx, source) = (&rs, &reader, &opts, &job_rx, source.as_str());
+            scope.spawn(move || worker(rs, reader, opts, rx, &tx, source));
+        }
+        drop(done_tx);
+        let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
+        let mut next = 0u64;
+        for done in done_rx.iter() {
+            pending.insert(done.seq, done);
+            while let Some(d) = pending.remove(&next) {
+                next += 1;
+                written.store(next, Ordering::Release);
+                if failure.is_some() {
+                    continue;
+                }
+                match d.result {
+                    Ok((line, statuses)) => {
+                        if let Err(e) = out.write_all(&line) {
+                            failure = Some(Fail::input(format!("{}: {e}", o.out.display())));
+                            stop.store(true, Ordering::Release);
+                            continue;
+                        }
+                        patients += 1;
+                        for (i, s) in statuses.iter().enumerate() {
+                            if let Some(c) = counts.get_mut(i) {
+                                let k = Status::ALL.iter().position(|x| x == s).unwrap_or(0);
+                                if let Some(slot) = c.get_mut(k) {
+                                    *slot += 1;
+                                }
+                            }
+                        }
+                    }
+                    Err(message) => {
+                        errors += 1;
+                        bar.suspend(|| eprintln!("pathway: {message}"));
+                        if o.fail_fast {
+                            failure = Some(Fail::input(format!(
+                                "stopped at the first bad record (--fail-fast): {message}"
+                            )));
+                            stop.store(true, Ordering::Release);
+                        }
+                    }
+                }
+                if next % 256 == 0 {
+                    if total.is_some() {
+                        bar.set_position(bytes_read.load(Ordering::Relaxed));
+                    }
+                    bar.set_message(format!("{patients} patients, {errors} errors"));
+                    bar.tick();
+                }
+            }
+        }
+    });
+    bar.finish_and_clear();
+    out.flush()
+        .map_err(|e| Fail::input(format!("{}: {e}", o.out.display())))?;
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    let mut table = format!(
+        "{patients} patients evaluated, {errors} bad records skipped; results in {}\n\n{:<22}",
+        o.out.display(),
+        "step"
+    );
+    for s in Status::ALL {
+        table.push_str(&format!("{:>10}", s.as_str()));
+    }
+    table.push('\n');
+    for (step, c) in rs.ladder().steps().zip(&counts) {
+        table.push_str(&format!("{:<22}", step.id.as_str()));
+        for n in c {
+            table.push_str(&format!("{n:>10}"));
+        }
+        table.push('\n');
+    }
+    common::print(table.trim_end())
+}
+
+/// `pathway generate`: synthetic patients as NDJSON.
+pub fn generate(
+    count: usize,
+    out: &Path,
+    format: crate::GenerateFormat,
+    seed: u64,
+    date: Option<&str>,
+) -> Result<(), Fail> {
+    let rs = RuleSet::ms_spasticity().map_err(|e| Fail::input(e.to_string()))?;
+    let vs = pathway_fhir::ValueSets::ms_spasticity(&rs).map_err(|e| Fail::input(e.to_string()))?;
+    let reader = Reader::new(&rs, vs);
+    let date = common::date(date)?;
+    let file = File::create(out).map_err(|e| Fail::input(format!("{}: {e}", out.display())))?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let bad = |e: std::io::Error| Fail::input(format!("{}: {e}", out.display()));
+    let generator = pathway_rules::PatientGenerator::new(&rs, seed).date(date);
+    for (i, p) in generator.take(count).enumerate() {
+        match format {
+            crate::GenerateFormat::Bundles => {
+                let b = pathway_fhir::to_bundle(&reader, &p, &format!("p{i}"));
+                serde_json::to_writer(&mut w, &b).map_err(|e| Fail::input(e.to_string()))?;
+            }
+            crate::GenerateFormat::Profiles => {
+                serde_json::to_writer(&mut w, &p).map_err(|e| Fail::input(e.to_string()))?;
+            }
+        }
+        w.write_all(b"\n").map_err(bad)?;
+    }
+    w.flush().map_err(bad)?;
+    common::print(&format!(
+        "wrote {count} synthetic patients to {}",
+        out.display()
+    ))
+}

@@ -1,0 +1,72 @@
+//! `pathway evaluate` and `pathway graph`.
+
+use std::path::Path;
+
+use pathway_report::TextReport;
+use pathway_report::graph;
+
+use crate::common::{self, Colour, Fail};
+use crate::{Content, Format, GraphFormat};
+
+pub fn run(
+    input: &str,
+    content: &Content,
+    date: Option<&str>,
+    format: Format,
+    lenient: bool,
+    colour: Colour,
+) -> Result<(), Fail> {
+    let rs = common::ruleset(content)?;
+    let bytes = common::read_input(input)?;
+    let name = if input == "-" {
+        "standard input"
+    } else {
+        input
+    };
+    let patient = common::patient(name, &bytes, &rs, content, date, !lenient)?;
+    let mut rec = rs
+        .evaluate(&patient.profile)
+        .map_err(|e| Fail::input(format!("{name}: {e}")))?;
+    rec.warnings = patient.warnings;
+    let text = match format {
+        Format::Text => TextReport::new(&rs)
+            .colour(colour.on(common::stdout_is_terminal()))
+            .render(&rec),
+        Format::Json => common::pretty(&rec)?,
+        Format::CdsHooks => {
+            common::pretty(&pathway_fhir::cds_hooks(&rec, &rs, &patient.reference))?
+        }
+        Format::Fhir => {
+            common::pretty(&pathway_fhir::request_group(&rec, &rs, &patient.reference))?
+        }
+    };
+    common::print(text.trim_end())
+}
+
+pub fn graph(
+    patient: Option<&str>,
+    content: &Content,
+    date: Option<&str>,
+    format: GraphFormat,
+    out: Option<&Path>,
+) -> Result<(), Fail> {
+    let rs = common::ruleset(content)?;
+    let rec = match patient {
+        Some(input) => {
+            let bytes = common::read_input(input)?;
+            let p = common::patient(input, &bytes, &rs, content, date, false)?;
+            Some(
+                rs.evaluate(&p.profile)
+                    .map_err(|e| Fail::input(format!("{input}: {e}")))?,
+            )
+        }
+        None => None,
+    };
+    let text = match format {
+        GraphFormat::Dot => graph::dot(&rs, rec.as_ref()),
+        GraphFormat::Mermaid => graph::mermaid(&rs, rec.as_ref()),
+        GraphFormat::Svg => graph::svg(&rs, rec.as_ref()),
+        GraphFormat::Html => graph::html(&rs, rec.as_ref()),
+    };
+    common::write_or_print(out, text.trim_end())
+}

@@ -1,0 +1,246 @@
+//! `pathway`: evaluate patients, check rule sets, draw the ladder, screen populations.
+//!
+//! Exit codes: 0 ok, 1 invalid input or rule set, 2 usage.
+#![forbid(unsafe_code)]
+
+mod batch;
+mod check;
+mod common;
+mod evaluate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::common::Fail;
+
+/// Rule-based decision support for the MS spasticity treatment ladder.
+#[derive(Debug, Parser)]
+#[command(name = "pathway", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the rule set and value sets come from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Content {
+    /// Rule set (TOML); default: the shipped MS spasticity rule set.
+    #[arg(long, value_name = "PATH")]
+    pub ruleset: Option<PathBuf>,
+    /// Value sets for FHIR input (TOML); default: the shipped ones.
+    #[arg(long, value_name = "PATH")]
+    pub valuesets: Option<PathBuf>,
+}
+
+/// Output of `evaluate`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    /// For people: grouped by tier, the why and why-not.
+    Text,
+    /// The stable machine contract (see `pathway schema result`).
+    Json,
+    /// A CDS Hooks 2.0 response.
+    CdsHooks,
+    /// A FHIR R4 RequestGroup.
+    Fhir,
+}
+
+/// Output of `graph`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GraphFormat {
+    /// Graphviz DOT.
+    Dot,
+    /// Mermaid flowchart.
+    Mermaid,
+    /// Self-contained SVG.
+    Svg,
+    /// Self-contained HTML page (SVG and a table of reasons).
+    Html,
+}
+
+/// What `generate` writes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GenerateFormat {
+    /// FHIR R4 Bundles, one per line.
+    Bundles,
+    /// Pathway profiles, one per line.
+    Profiles,
+}
+
+/// What `schema` prints.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SchemaKind {
+    /// The rule-set file.
+    Ruleset,
+    /// The patient profile.
+    Profile,
+    /// The result of `evaluate --format json`.
+    Result,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Evaluate one patient: a FHIR R4 Bundle or a Pathway profile (JSON), from a file or `-`.
+    Evaluate {
+        /// The input file, or `-` for standard input.
+        input: String,
+        #[command(flatten)]
+        content: Content,
+        /// Evaluation date (YYYY-MM-DD); default: today (UTC), or the profile's own date.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Skip malformed FHIR resources with a warning instead of failing.
+        #[arg(long)]
+        lenient: bool,
+        /// Colour: auto (on a terminal, unless NO_COLOR is set), always or never.
+        #[arg(long, value_enum, default_value_t = common::Colour::Auto)]
+        colour: common::Colour,
+    },
+    /// Validate and lint a rule set; report problems with file, line and column.
+    Check {
+        /// The rule set (TOML).
+        ruleset: PathBuf,
+        /// Also check value sets against it.
+        #[arg(long, value_name = "PATH")]
+        valuesets: Option<PathBuf>,
+    },
+    /// Draw the ladder; with a patient, colour each step by its status.
+    Graph {
+        /// A patient to evaluate (FHIR Bundle or profile).
+        #[arg(long, value_name = "FILE")]
+        patient: Option<String>,
+        #[command(flatten)]
+        content: Content,
+        /// Evaluation date for the patient (YYYY-MM-DD).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+        /// Picture format.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Svg)]
+        format: GraphFormat,
+        /// Write here instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Evaluate a population: NDJSON of Bundles, or a FHIR Bulk Data export folder.
+    Batch {
+        /// NDJSON file of Bundles (or `-`), or a Bulk Data export folder.
+        input: String,
+        /// Where to write one JSON result per patient (NDJSON).
+        #[arg(long, short, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        content: Content,
+        /// Evaluation date (YYYY-MM-DD); default: today (UTC).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+        /// Stop at the first bad record.
+        #[arg(long)]
+        fail_fast: bool,
+        /// Fail on malformed resources instead of skipping them.
+        #[arg(long)]
+        strict: bool,
+        /// Worker threads; default: every core.
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
+    },
+    /// Write synthetic patients (reproducible from a seed), for trying `batch` and load tests.
+    Generate {
+        /// How many patients.
+        count: usize,
+        /// Where to write them (NDJSON).
+        #[arg(long, short, value_name = "FILE")]
+        out: PathBuf,
+        /// FHIR Bundles (default) or Pathway profiles.
+        #[arg(long, value_enum, default_value_t = GenerateFormat::Bundles)]
+        format: GenerateFormat,
+        /// Random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Evaluation date of the patients (YYYY-MM-DD); default: today (UTC).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+    },
+    /// Print a JSON Schema.
+    Schema {
+        /// Which document.
+        #[arg(value_enum)]
+        kind: SchemaKind,
+    },
+}
+
+fn run(cli: Cli) -> Result<(), Fail> {
+    match cli.command {
+        Command::Evaluate {
+            input,
+            content,
+            date,
+            format,
+            lenient,
+            colour,
+        } => evaluate::run(&input, &content, date.as_deref(), format, lenient, colour),
+        Command::Check { ruleset, valuesets } => check::run(&ruleset, valuesets.as_deref()),
+        Command::Graph {
+            patient,
+            content,
+            date,
+            format,
+            out,
+        } => evaluate::graph(
+            patient.as_deref(),
+            &content,
+            date.as_deref(),
+            format,
+            out.as_deref(),
+        ),
+        Command::Batch {
+            input,
+            out,
+            content,
+            date,
+            fail_fast,
+            strict,
+            jobs,
+        } => batch::run(&batch::Options {
+            input,
+            out,
+            content,
+            date,
+            fail_fast,
+            strict,
+            jobs,
+        }),
+        Command::Generate {
+            count,
+            out,
+            format,
+            seed,
+            date,
+        } => batch::generate(count, &out, format, seed, date.as_deref()),
+        Command::Schema { kind } => {
+            let schema = match kind {
+                SchemaKind::Ruleset => pathway_rules::schema::ruleset(),
+                SchemaKind::Profile => pathway_rules::schema::profile(),
+                SchemaKind::Result => pathway_rules::schema::result(),
+            };
+            common::print(&common::pretty(&schema)?)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if !f.message.is_empty() {
+                eprintln!("pathway: {}", f.message);
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}

@@ -1,0 +1,437 @@
+//! The real `pathway` binary on fixtures: every subcommand, every error path, and the JSON
+//! output validated against the tool's own schemas.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn fixture(p: &str) -> String {
+    root().join("fixtures").join(p).display().to_string()
+}
+
+fn pathway(args: &[&str]) -> Output {
+    Command::cargo_bin("pathway")
+        .unwrap()
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn schema(kind: &str) -> Value {
+    let o = pathway(&["schema", kind]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn assert_valid(schema: &Value, instance: &Value) {
+    let v = jsonschema::validator_for(schema).expect("a valid JSON Schema");
+    let errors: Vec<String> = v
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+const DATE: &str = "2026-11-22";
+
+#[test]
+fn evaluate_a_bundle_as_text_for_people() {
+    let o = pathway(&[
+        "evaluate",
+        &fixture("fhir/bundles/v24-opioid-night-spasms.json"),
+        "--date",
+        DATE,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("Oral drugs"), "{text}");
+    assert!(text.contains("CONTINUE  Baclofen, oral"), "{text}");
+    assert!(text.contains("CAUTION   Diazepam"), "{text}");
+    assert!(!text.contains("\u{1b}["), "no colour when not a terminal");
+}
+
+#[test]
+fn evaluate_json_is_valid_against_its_schema_for_bundles_and_profiles() {
+    let result = schema("result");
+    for input in [
+        fixture("fhir/bundles/v13-no-pregnancy-status.json"),
+        fixture("patients/first-line-failed.json"),
+    ] {
+        let o = pathway(&["evaluate", &input, "--format", "json", "--date", DATE]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_valid(&result, &v);
+        assert_eq!(v["ruleset"]["id"], "ms-spasticity");
+        assert_eq!(v["steps"].as_array().unwrap().len(), 15);
+        for s in v["steps"].as_array().unwrap() {
+            for key in ["step", "tier", "status", "reasons", "missing"] {
+                assert!(s.get(key).is_some(), "{key} missing in {s}");
+            }
+        }
+    }
+}
+
+#[test]
+fn evaluate_reads_standard_input_and_the_other_formats() {
+    let bundle = std::fs::read(fixture("fhir/bundles/v24-opioid-night-spasms.json")).unwrap();
+    for (format, check) in [("cds-hooks", "cards"), ("fhir", "action")] {
+        let o = Command::cargo_bin("pathway")
+            .unwrap()
+            .args(["evaluate", "-", "--format", format, "--date", DATE])
+            .write_stdin(bundle.clone())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(v[check].is_array(), "{format}: {v}");
+    }
+}
+
+#[test]
+fn shipped_profiles_are_valid_against_the_profile_schema() {
+    let profile = schema("profile");
+    for entry in std::fs::read_dir(root().join("fixtures/patients")).unwrap() {
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
+        assert_valid(&profile, &v);
+    }
+    // The rule-set schema compiles.
+    jsonschema::validator_for(&schema("ruleset")).unwrap();
+}
+
+#[test]
+fn evaluate_errors_are_one_sentence_with_the_file_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let cases = [
+        (write("garbage.json", "{nope"), "not valid JSON"),
+        (
+            write("obs.json", r#"{"resourceType":"Observation"}"#),
+            "expected a FHIR Bundle or a Pathway profile",
+        ),
+        (
+            write(
+                "profile.json",
+                r#"{"date":"2026-11-22","age":40,"facts":{"egrf":20}}"#,
+            ),
+            "profile fact `egrf` is not in the catalogue",
+        ),
+        (
+            write("nopatient.json", r#"{"resourceType":"Bundle","entry":[]}"#),
+            "no Patient resource",
+        ),
+        (
+            dir.path().join("missing.json").display().to_string(),
+            "No such file",
+        ),
+    ];
+    for (path, needle) in cases {
+        let o = pathway(&["evaluate", &path, "--date", DATE]);
+        assert_eq!(o.status.code(), Some(1), "{path}");
+        let err = stderr(&o);
+        assert!(
+            err.starts_with("pathway: ") && err.contains(needle),
+            "{path}: {err}"
+        );
+        assert!(err.contains(path.rsplit('/').next().unwrap()), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(pathway(&["evaluate"]).status.code(), Some(2));
+    assert_eq!(
+        pathway(&["evaluate", "x.json", "--format", "xml"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(pathway(&["frobnicate"]).status.code(), Some(2));
+    let o = pathway(&[
+        "evaluate",
+        &fixture("patients/new-patient.json"),
+        "--date",
+        "2026-13-01",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--date `2026-13-01` is not a date"));
+}
+
+#[test]
+fn check_reports_where_a_deliberate_mistake_is() {
+    let text = std::fs::read_to_string(fixture("rulesets/ms-spasticity.toml"))
+        .unwrap()
+        .replacen(
+            r#"steps = ["tizanidine", "dantrolene"]"#,
+            r#"steps = ["tizanidin", "dantrolene"]"#,
+            1,
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.toml");
+    std::fs::write(&path, &text).unwrap();
+    let o = pathway(&["check", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    let line = text
+        .lines()
+        .position(|l| l.contains("tizanidin\""))
+        .unwrap()
+        + 1;
+    assert!(err.contains(&format!("broken.toml:{line}:10")), "{err}");
+    assert!(
+        err.contains("error[unknown-step]: `tizanidin` is not a step of the ladder"),
+        "{err}"
+    );
+    assert!(
+        err.contains("|          ^^^^^^^^^^^"),
+        "caret under the name: {err}"
+    );
+    assert!(err.contains("in `R8.second-line`, field `steps`"), "{err}");
+    assert!(
+        err.trim_end()
+            .ends_with("1 error found; the rule set cannot be used"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_passes_the_shipped_content_and_shows_warnings() {
+    let o = pathway(&[
+        "check",
+        &fixture("rulesets/ms-spasticity.toml"),
+        "--valuesets",
+        &fixture("valuesets/ms-spasticity.toml"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("0 errors, 0 warnings; value sets fit"),
+        "{}",
+        stdout(&o)
+    );
+    let text = std::fs::read_to_string(fixture("rulesets/ms-spasticity.toml"))
+        .unwrap()
+        .replacen(
+            r#"when = "fever"
+text = "Avoid massage with a fever.""#,
+            r#"when = "fever and not fever"
+text = "Avoid massage with a fever.""#,
+            1,
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lint.toml");
+    std::fs::write(&path, text).unwrap();
+    let o = pathway(&["check", path.to_str().unwrap()]);
+    assert!(o.status.success());
+    assert!(
+        stdout(&o).contains("warning[lint]: this rule can never fire"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn graph_in_every_format_with_a_patient() {
+    let dir = tempfile::tempdir().unwrap();
+    for (format, start) in [
+        ("svg", "<svg"),
+        ("html", "<!DOCTYPE html>"),
+        ("dot", "digraph"),
+        ("mermaid", "flowchart"),
+    ] {
+        let out = dir.path().join(format!("ladder.{format}"));
+        let o = pathway(&[
+            "graph",
+            "--patient",
+            &fixture("fhir/bundles/v24-opioid-night-spasms.json"),
+            "--date",
+            DATE,
+            "--format",
+            format,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(text.starts_with(start), "{format}");
+        assert!(text.contains("CAUTION"), "{format}: coloured by status");
+    }
+    let o = pathway(&["graph", "--format", "svg"]);
+    assert!(o.status.success() && stdout(&o).starts_with("<svg"));
+}
+
+#[test]
+fn batch_streams_reports_bad_lines_and_summarises() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("pop.ndjson");
+    let o = pathway(&[
+        "generate",
+        "200",
+        "--out",
+        input.to_str().unwrap(),
+        "--date",
+        DATE,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut text = std::fs::read_to_string(&input).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut broken = lines[..10].join("\n");
+    broken.push_str("\n{\"resourceType\":\"Bundle\"}\n");
+    broken.push_str(&lines[10..].join("\n"));
+    text = broken;
+    std::fs::write(&input, &text).unwrap();
+    let out = dir.path().join("out.ndjson");
+    let o = pathway(&[
+        "batch",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--date",
+        DATE,
+        "--jobs",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("pop.ndjson:11: the record has no Patient resource"),
+        "{}",
+        stderr(&o)
+    );
+    let summary = stdout(&o);
+    assert!(
+        summary.starts_with("200 patients evaluated, 1 bad records skipped"),
+        "{summary}"
+    );
+    assert!(summary.contains("trigger-review"), "{summary}");
+    let results: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(results.len(), 200);
+    // In input order, with the line they came from.
+    let order: Vec<u64> = results
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]));
+    let schema = schema("result");
+    assert_valid(&schema, &results[0]["result"]);
+    // --fail-fast stops at the bad record.
+    let o = pathway(&[
+        "batch",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--date",
+        DATE,
+        "--fail-fast",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--fail-fast"), "{}", stderr(&o));
+}
+
+#[test]
+fn batch_reads_a_bulk_data_export_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("fhir/bundles/v24-opioid-night-spasms.json")).unwrap(),
+    )
+    .unwrap();
+    let export = dir.path().join("export");
+    std::fs::create_dir(&export).unwrap();
+    let mut files: std::collections::BTreeMap<String, String> = Default::default();
+    for e in bundle["entry"].as_array().unwrap() {
+        let mut r = e["resource"].clone();
+        // Bulk exports refer to the patient as Patient/<id>.
+        if r.get("subject").is_some() {
+            r["subject"] = serde_json::json!({"reference": "Patient/v24-patient-1"});
+        }
+        if let Some(focus) = r.get_mut("focus") {
+            let full = focus[0]["reference"].as_str().unwrap().to_owned();
+            let target = bundle["entry"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["fullUrl"] == full.as_str())
+                .unwrap();
+            focus[0]["reference"] = format!(
+                "{}/{}",
+                target["resource"]["resourceType"].as_str().unwrap(),
+                target["resource"]["id"].as_str().unwrap()
+            )
+            .into();
+        }
+        let kind = r["resourceType"].as_str().unwrap().to_owned();
+        let f = files.entry(kind).or_default();
+        f.push_str(&r.to_string());
+        f.push('\n');
+    }
+    for (kind, text) in files {
+        std::fs::write(export.join(format!("{kind}.ndjson")), text).unwrap();
+    }
+    let out = dir.path().join("out.ndjson");
+    let o = pathway(&[
+        "batch",
+        export.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--date",
+        DATE,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line: Value = serde_json::from_str(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(line["patient"], "Patient/v24-patient-1");
+    let diazepam = line["result"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "diazepam")
+        .unwrap();
+    assert_eq!(diazepam["status"], "caution");
+}
+
+#[test]
+fn batch_input_errors_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = pathway(&[
+        "batch",
+        "/no/such.ndjson",
+        "--out",
+        dir.path().join("o").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/no/such.ndjson"), "{}", stderr(&o));
+}
