@@ -158,16 +158,21 @@ struct Res<'a> {
     kind: String,
     id: Option<String>,
     json: &'a RawValue,
+    /// How the resource is named in provenance and messages (`Observation/abc`).
+    label: String,
 }
 
 impl Res<'_> {
-    /// How the resource is named in provenance and messages.
-    fn name(&self) -> String {
-        match (&self.id, self.full_url) {
-            (Some(id), _) => format!("{}/{id}", self.kind),
+    fn label(kind: &str, id: Option<&str>, full_url: Option<&str>, index: usize) -> String {
+        match (id, full_url) {
+            (Some(id), _) => format!("{kind}/{id}"),
             (None, Some(u)) => u.to_owned(),
-            (None, None) => format!("{} in entry {}", self.kind, self.index),
+            (None, None) => format!("{kind} in entry {index}"),
         }
+    }
+
+    fn name(&self) -> String {
+        self.label.clone()
     }
 
     /// The strings a reference to this resource may use.
@@ -320,7 +325,7 @@ impl<'r> Reader<'r> {
         let mut warnings = Vec::new();
         let mut resources = Vec::with_capacity(raws.len());
         for raw in raws {
-            let head: model::Head = match parse(raw.json) {
+            let head: model::Head = match peek_head(raw.json).map_or_else(|| parse(raw.json), Ok) {
                 Ok(h) => h,
                 Err((field, message)) => {
                     let resource = format!("entry {}", raw.index);
@@ -328,12 +333,15 @@ impl<'r> Reader<'r> {
                     continue;
                 }
             };
+            let kind = head.resource_type.unwrap_or_default();
+            let label = Res::label(&kind, head.id.as_deref(), raw.full_url, raw.index);
             let res = Res {
                 index: raw.index,
                 full_url: raw.full_url,
-                kind: head.resource_type.unwrap_or_default(),
+                kind,
                 id: head.id,
                 json: raw.json,
+                label,
             };
             if !head.modifier_extension.is_empty() {
                 if opts.strict {
@@ -390,20 +398,62 @@ impl<'r> Reader<'r> {
 }
 
 fn parse<T: DeserializeOwned>(raw: &RawValue) -> Result<T, (String, String)> {
-    let mut de = serde_json::Deserializer::from_str(raw.get());
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        // serde_json appends " at line L column C" relative to the resource; keep the message.
-        let message = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
-        (
-            if path == "." {
-                "(resource)".to_owned()
-            } else {
-                path
-            },
-            message,
-        )
+    // The fast path; only a failure is parsed again to find the field at fault.
+    match serde_json::from_str(raw.get()) {
+        Ok(t) => Ok(t),
+        Err(_) => {
+            let mut de = serde_json::Deserializer::from_str(raw.get());
+            match serde_path_to_error::deserialize::<_, T>(&mut de) {
+                Ok(t) => Ok(t),
+                Err(e) => {
+                    let path = e.path().to_string();
+                    let inner = e.into_inner().to_string();
+                    // serde_json appends " at line L column C" relative to the resource.
+                    let message = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
+                    Err((if path == "." { "(resource)".to_owned() } else { path }, message))
+                }
+            }
+        }
+    }
+}
+
+/// The resource type and id, read without parsing when they come first (as FHIR JSON writers
+/// put them) and there is no modifierExtension anywhere; `None` means "parse the head".
+fn peek_head(raw: &RawValue) -> Option<model::Head> {
+    fn string(rest: &str) -> Option<(&str, &str)> {
+        let rest = rest.strip_prefix('"')?;
+        let end = rest.find('"')?;
+        let value = rest.get(..end)?;
+        if value.contains('\\') {
+            return None;
+        }
+        Some((value, rest.get(end + 1..)?))
+    }
+    fn key<'t>(rest: &'t str, name: &str) -> Option<&'t str> {
+        let (k, rest) = string(rest.trim_start())?;
+        (k == name).then_some(())?;
+        rest.trim_start().strip_prefix(':').map(str::trim_start)
+    }
+    let text = raw.get();
+    if text.contains("\"modifierExtension\"") {
+        return None;
+    }
+    let rest = text.trim_start().strip_prefix('{')?;
+    let (kind, rest) = string(key(rest, "resourceType")?)?;
+    let rest = rest.trim_start();
+    let id = match rest.strip_prefix(',') {
+        Some(after) => match key(after, "id") {
+            Some(v) => Some(string(v)?.0.to_owned()),
+            // No id right after the type: only if the resource has no top-level id at all can
+            // we skip the parse, and that we cannot tell cheaply.
+            None => return None,
+        },
+        None => None,
+    };
+    Some(model::Head {
+        resource_type: Some(kind.to_owned()),
+        id,
+        modifier_extension: Vec::new(),
     })
 }
 
@@ -568,16 +618,11 @@ impl Mapper<'_, '_> {
             return Ok(());
         }
         let from = r.name();
-        let mut matched: Vec<ConditionMap> = Vec::new();
+        let reader = self.reader;
+        let mut matched: Vec<&ConditionMap> = Vec::new();
         if let Some(code) = &c.code {
             for (system, code) in code.codes() {
-                matched.extend(
-                    self.reader
-                        .vs
-                        .condition_facts(system, code)
-                        .into_iter()
-                        .cloned(),
-                );
+                reader.vs.condition_facts(system, code, |m| matched.push(m));
             }
         }
         if matched.is_empty() {
@@ -667,20 +712,13 @@ impl Mapper<'_, '_> {
             });
             return Ok(());
         }
-        let map: Option<ObservationMap> = code
-            .codes()
-            .find_map(|(s, c)| {
-                self.reader
-                    .vs
-                    .observations
-                    .get(&(s.to_owned(), c.to_owned()))
-            })
-            .cloned();
+                let reader = self.reader;
+        let map: Option<&ObservationMap> = code.codes().find_map(|(s, c)| reader.vs.observations.get(s, c));
         let Some(map) = map else {
             self.ignored += 1;
             return Ok(());
         };
-        match self.value(&map, &o) {
+        match self.value(map, &o) {
             Ok(value) => self
                 .observed
                 .entry(map.fact.clone())
@@ -699,7 +737,7 @@ impl Mapper<'_, '_> {
     fn value(&self, map: &ObservationMap, o: &model::Observation) -> Result<FactValue, String> {
         if let Some(cc) = &o.value_codeable_concept {
             for (s, c) in cc.codes() {
-                if let Some(v) = map.answers.get(&(s.to_owned(), c.to_owned())) {
+                if let Some(v) = map.answers.get(s, c) {
                     return Ok(v.clone());
                 }
             }
@@ -757,7 +795,7 @@ impl Mapper<'_, '_> {
         let vs = &self.reader.vs;
         let step = cc
             .codes()
-            .find_map(|(s, c)| vs.steps.get(&(s.to_owned(), c.to_owned())))?
+            .find_map(|(s, c)| vs.steps.get(s, c))?
             .clone();
         for route in &vs.routes {
             if route.drug == step
@@ -832,7 +870,7 @@ impl Mapper<'_, '_> {
                 self.reader
                     .vs
                     .medications
-                    .get(&(s.to_owned(), c.to_owned()))
+                    .get(s, c)
             })
             .cloned();
         match class {
@@ -909,8 +947,7 @@ impl Mapper<'_, '_> {
         let step = a.code.as_ref().and_then(|cc| {
             cc.codes()
                 .find_map(|(s, c)| {
-                    let k = (s.to_owned(), c.to_owned());
-                    vs.allergens.get(&k).or_else(|| vs.steps.get(&k))
+                    vs.allergens.get(s, c).or_else(|| vs.steps.get(s, c))
                 })
                 .cloned()
         });

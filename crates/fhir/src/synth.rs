@@ -29,7 +29,7 @@ pub fn representable(reader: &Reader<'_>, profile: &Profile) -> Profile {
             reader
                 .vs
                 .allergens
-                .get(&(STEP_SYSTEM.to_owned(), s.to_string()))
+                .get(STEP_SYSTEM, s.as_str())
                 .cloned()
                 .unwrap_or_else(|| s.clone())
         })
@@ -51,7 +51,7 @@ fn coding(system: &str, code: &str) -> Value {
 }
 
 /// A code from the reader's value sets for a key, lowest first (deterministic).
-fn first<'a>(keys: impl Iterator<Item = &'a (String, String)>) -> Option<&'a (String, String)> {
+fn first<'a>(keys: impl Iterator<Item = (&'a str, &'a str)>) -> Option<(&'a str, &'a str)> {
     keys.min()
 }
 
@@ -85,8 +85,9 @@ pub fn to_bundle(reader: &Reader<'_>, profile: &Profile, id: &str) -> Value {
             .unwrap_or("Resource")
             .to_owned();
         let rid = format!("{id}-{n}");
+        // FHIR writers put resourceType and id first.
         if let Some(o) = r.as_object_mut() {
-            o.insert("id".into(), json!(rid));
+            o.shift_insert(1, "id".into(), json!(rid));
         }
         entries.push(json!({"fullUrl": format!("{kind}/{rid}"), "resource": r}));
         format!("{kind}/{rid}")
@@ -135,7 +136,7 @@ pub fn to_bundle(reader: &Reader<'_>, profile: &Profile, id: &str) -> Value {
             "code": coding(FACT_SYSTEM, fact), "subject": subject, "effectiveDateTime": date});
         let unknown_answer = |fact: &str| {
             vs.observations
-                .get(&(FACT_SYSTEM.to_owned(), fact.to_owned()))
+                .get(FACT_SYSTEM, fact)
                 .and_then(|m| {
                     first(
                         m.answers

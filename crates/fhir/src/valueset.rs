@@ -1,6 +1,8 @@
 //! Value sets as data: which codes carry which fact, medication class, allergen or route.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 use std::path::Path;
 
 use pathway_core::{FactValue, StepId};
@@ -111,6 +113,44 @@ struct RouteDoc {
 /// A `(system, code)` pair.
 pub(crate) type Key = (String, String);
 
+/// Values by `(system, code)`, looked up with borrowed strings (no allocation per lookup).
+#[derive(Debug, Clone)]
+pub(crate) struct CodeMap<V> {
+    map: FxHashMap<String, FxHashMap<String, V>>,
+}
+
+impl<V> Default for CodeMap<V> {
+    fn default() -> Self {
+        CodeMap {
+            map: FxHashMap::default(),
+        }
+    }
+}
+
+impl<V> CodeMap<V> {
+    pub fn get(&self, system: &str, code: &str) -> Option<&V> {
+        self.map.get(system)?.get(code)
+    }
+
+    pub fn insert(&mut self, (system, code): Key, v: V) {
+        self.map.entry(system).or_default().insert(code, v);
+    }
+
+    pub fn entry(&mut self, (system, code): Key) -> &mut V
+    where
+        V: Default,
+    {
+        self.map.entry(system).or_default().entry(code).or_default()
+    }
+
+    /// Every `(system, code)` with its value, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = ((&str, &str), &V)> {
+        self.map
+            .iter()
+            .flat_map(|(s, m)| m.iter().map(move |(c, v)| ((s.as_str(), c.as_str()), v)))
+    }
+}
+
 /// How a Condition code sets a fact.
 #[derive(Debug, Clone)]
 pub(crate) struct ConditionMap {
@@ -124,7 +164,7 @@ pub(crate) struct ConditionMap {
 pub(crate) struct ObservationMap {
     pub fact: String,
     pub kind: FactKind,
-    pub answers: HashMap<Key, FactValue>,
+    pub answers: CodeMap<FactValue>,
     pub units: Vec<String>,
 }
 
@@ -149,12 +189,12 @@ pub(crate) struct RouteMap {
 pub struct ValueSets {
     id: String,
     version: String,
-    pub(crate) conditions: HashMap<Key, Vec<ConditionMap>>,
+    pub(crate) conditions: CodeMap<Vec<ConditionMap>>,
     pub(crate) prefixes: Vec<(String, String, ConditionMap)>,
-    pub(crate) observations: HashMap<Key, ObservationMap>,
-    pub(crate) medications: HashMap<Key, String>,
-    pub(crate) allergens: HashMap<Key, StepId>,
-    pub(crate) steps: HashMap<Key, StepId>,
+    pub(crate) observations: CodeMap<ObservationMap>,
+    pub(crate) medications: CodeMap<String>,
+    pub(crate) allergens: CodeMap<StepId>,
+    pub(crate) steps: CodeMap<StepId>,
     pub(crate) routes: Vec<RouteMap>,
 }
 
@@ -166,7 +206,7 @@ fn fact_observation(kind: &FactKind, fact: &str) -> ObservationMap {
     ObservationMap {
         fact: fact.to_owned(),
         kind: kind.clone(),
-        answers: HashMap::new(),
+        answers: CodeMap::default(),
         units: Vec::new(),
     }
 }
@@ -239,12 +279,12 @@ impl ValueSets {
         let mut vs = ValueSets {
             id: doc.valueset.id.clone(),
             version: doc.valueset.version.clone(),
-            conditions: HashMap::new(),
+            conditions: CodeMap::default(),
             prefixes: Vec::new(),
-            observations: HashMap::new(),
-            medications: HashMap::new(),
-            allergens: HashMap::new(),
-            steps: HashMap::new(),
+            observations: CodeMap::default(),
+            medications: CodeMap::default(),
+            allergens: CodeMap::default(),
+            steps: CodeMap::default(),
             routes: Vec::new(),
         };
         for (fact, c) in &doc.conditions {
@@ -266,7 +306,6 @@ impl ValueSets {
             for code in &c.codes {
                 vs.conditions
                     .entry(key(&place, code)?)
-                    .or_default()
                     .push(map.clone());
             }
             for p in &c.prefixes {
@@ -374,18 +413,15 @@ impl ValueSets {
         &self.version
     }
 
-    /// The Condition mappings for a code: exact codes, then prefixes.
-    pub(crate) fn condition_facts(&self, system: &str, code: &str) -> Vec<&ConditionMap> {
-        let mut out: Vec<&ConditionMap> = self
-            .conditions
-            .get(&(system.to_owned(), code.to_owned()))
-            .map(|v| v.iter().collect())
-            .unwrap_or_default();
+    /// Calls `f` with each Condition mapping of a code: exact codes, then prefixes.
+    pub(crate) fn condition_facts<'s>(&'s self, system: &str, code: &str, mut f: impl FnMut(&'s ConditionMap)) {
+        if let Some(v) = self.conditions.get(system, code) {
+            v.iter().for_each(&mut f);
+        }
         for (s, p, m) in &self.prefixes {
             if s == system && code.starts_with(p.as_str()) {
-                out.push(m);
+                f(m);
             }
         }
-        out
     }
 }

@@ -1,14 +1,21 @@
 //! Evaluation: one profile against a compiled rule set. Pure: no I/O, no clock.
+//!
+//! Three layers, so that the hot path allocates nothing:
+//! 1. [`RuleSet::prepare`] checks a [`Profile`] against the catalogue and indexes it
+//!    ([`Prepared`]);
+//! 2. [`RuleSet::evaluate_into`] fills a reusable [`Evaluation`] with every step's status,
+//!    the rules behind it, the facts they read and the missing facts, as indices;
+//! 3. [`Evaluation::to_recommendation`] (or [`RuleSet::evaluate`], which does all three)
+//!    builds the readable, serialisable [`Recommendation`].
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use pathway_core::{FactValue, Outcome, OutcomeSet, Profile, Sex, Status};
+use pathway_core::{Date, FactValue, Outcome, OutcomeSet, Profile, Sex, Status, Step};
 
 use crate::cond::{Cond, NumSrc};
 use crate::error::ProfileError;
 use crate::recommendation::{FactUse, Reason, Recommendation, StepResult};
-use crate::ruleset::{Absent, Effect, FactKind, IfUnknown, RuleSet};
+use crate::ruleset::{Absent, Effect, FactKind, IfUnknown, Rule, RuleSet};
 use crate::tri::Tri;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,21 +41,6 @@ fn at<T: Copy>(v: &[T], i: impl Into<usize>, default: T) -> T {
     v.get(i.into()).copied().unwrap_or(default)
 }
 
-struct Eval<'a> {
-    rs: &'a RuleSet,
-    profile: &'a Profile,
-    vals: Vec<Val>,
-    recorded: Vec<bool>,
-    age: f64,
-    sex: Sex,
-    outcome: Vec<Option<Outcome>>,
-    current: Vec<bool>,
-    meds: Vec<bool>,
-    hyper: Vec<bool>,
-    derived: Vec<Option<Tri>>,
-    absolute: Vec<Option<Tri>>,
-}
-
 fn sex_bit(s: Sex) -> u8 {
     match s {
         Sex::Male => 1,
@@ -58,165 +50,102 @@ fn sex_bit(s: Sex) -> u8 {
     }
 }
 
-impl<'a> Eval<'a> {
-    fn new(rs: &'a RuleSet, profile: &'a Profile) -> Result<Eval<'a>, ProfileError> {
-        let c = &rs.compiled;
-        let ruleset = || rs.stamp.id.clone();
-        let mut vals = vec![Val::Unknown; rs.facts.len()];
-        let mut recorded = vec![false; rs.facts.len()];
-        for (id, v) in &profile.facts {
-            let Some(&ix) = c.fact_ix.get(id) else {
-                return Err(ProfileError::UnknownFact {
-                    fact: id.clone(),
-                    ruleset: ruleset(),
-                });
-            };
-            let Some(def) = rs.facts.get(usize::from(ix)) else {
-                continue;
-            };
-            let wrong = || ProfileError::WrongType {
-                fact: id.clone(),
-                expected: def.kind.describe(),
-                found: v.to_string(),
-            };
-            let val = match (&def.kind, v) {
-                (_, FactValue::Unknown) => Val::Unknown,
-                (FactKind::Bool, FactValue::Bool(b)) => Val::Bool(*b),
-                (
-                    FactKind::Number {
-                        min, max, integer, ..
-                    },
-                    FactValue::Number(n),
-                ) => {
-                    let below = min.is_some_and(|m| *n < m);
-                    let above = max.is_some_and(|m| *n > m);
-                    if !n.is_finite() || below || above || (*integer && n.fract() != 0.0) {
-                        let lo = min.map_or("-inf".to_owned(), |m| m.to_string());
-                        let hi = max.map_or("+inf".to_owned(), |m| m.to_string());
-                        let whole = if *integer { ", whole numbers" } else { "" };
-                        return Err(ProfileError::OutOfRange {
-                            fact: id.clone(),
-                            value: *n,
-                            range: format!("{lo} to {hi}{whole}"),
-                        });
-                    }
-                    Val::Num(*n)
-                }
-                (
-                    FactKind::Code {
-                        values,
-                        unknown_values,
-                    },
-                    FactValue::Code(s),
-                ) => match values.iter().position(|x| x == s) {
-                    Some(_) if unknown_values.contains(s) => Val::Unknown,
-                    Some(i) => Val::Code(u8::try_from(i).unwrap_or(u8::MAX)),
-                    None => {
-                        return Err(ProfileError::UnknownCode {
-                            fact: id.clone(),
-                            value: s.clone(),
-                            allowed: values.join(", "),
-                        });
-                    }
-                },
-                _ => return Err(wrong()),
-            };
-            if let Some(slot) = vals.get_mut(usize::from(ix)) {
-                *slot = val;
-            }
-            if let Some(slot) = recorded.get_mut(usize::from(ix)) {
-                *slot = true;
-            }
-        }
-        let n = rs.ladder.len();
-        let mut outcome = vec![None; n];
-        let mut current = vec![false; n];
-        for (id, rec) in &profile.steps {
-            let Some(p) = rs.ladder.position(id.as_str()) else {
-                return Err(ProfileError::UnknownStep {
-                    field: "steps",
-                    step: id.to_string(),
-                    ruleset: ruleset(),
-                });
-            };
-            if let Some(o) = outcome.get_mut(p) {
-                *o = rec.effective_outcome();
-            }
-            if let Some(cur) = current.get_mut(p) {
-                *cur = rec.current;
-            }
-        }
-        let mut hyper = vec![false; n];
-        for id in &profile.hypersensitivities {
-            match rs
-                .ladder
-                .position(id.as_str())
-                .and_then(|p| hyper.get_mut(p))
-            {
-                Some(h) => *h = true,
-                None => {
-                    return Err(ProfileError::UnknownStep {
-                        field: "hypersensitivities",
-                        step: id.to_string(),
-                        ruleset: ruleset(),
-                    });
-                }
-            }
-        }
-        let mut meds = vec![false; c.med_ix.len()];
-        for m in &profile.medications {
-            match c.med_ix.get(m).and_then(|&i| meds.get_mut(usize::from(i))) {
-                Some(slot) => *slot = true,
-                None => {
-                    return Err(ProfileError::UnknownMedication {
-                        class: m.clone(),
-                        ruleset: ruleset(),
-                    });
-                }
-            }
-        }
-        let mut e = Eval {
-            rs,
-            profile,
-            vals,
-            recorded,
-            age: f64::from(profile.age),
-            sex: profile.sex,
-            outcome,
-            current,
-            meds,
-            hyper,
-            derived: vec![None; c.derived.len()],
-            absolute: vec![None; n],
-        };
-        // What "not recorded" means, fact by fact.
-        for (i, def) in rs.facts.iter().enumerate() {
-            if at(&e.recorded, i, true) {
-                continue;
-            }
-            let v = match &def.absent {
-                Absent::Unknown => Val::Unknown,
-                Absent::False => Val::Bool(false),
-                Absent::UnknownWhen(_) => match c.absent_when.get(i).and_then(Option::as_ref) {
-                    Some(cond) => match e.tri(cond) {
-                        Tri::False => Val::Bool(false),
-                        _ => Val::Unknown,
-                    },
-                    None => Val::Unknown,
-                },
-            };
-            if let Some(slot) = e.vals.get_mut(i) {
-                *slot = v;
-            }
-        }
-        // Derived values computed while resolving absent facts may have read them: start afresh.
-        e.derived.iter_mut().for_each(|d| *d = None);
-        e.absolute.iter_mut().for_each(|d| *d = None);
-        Ok(e)
+/// A profile checked against a rule set's catalogue and indexed for evaluation.
+///
+/// Reuse one with [`RuleSet::prepare_into`] to evaluate many patients without allocating.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    vals: Vec<Val>,
+    recorded: Vec<bool>,
+    age: f64,
+    sex: Sex,
+    date: Option<Date>,
+    outcome: Vec<Option<Outcome>>,
+    current: Vec<bool>,
+    meds: Vec<bool>,
+    hyper: Vec<bool>,
+}
+
+/// Why a reason is listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RuleRef {
+    Rule(u16),
+    Applicability,
+    NoIndication,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ReasonEval {
+    rule: RuleRef,
+    decisive: bool,
+    condition: Tri,
+    /// Where the condition is: the step and the index in its compiled rule list.
+    step: u16,
+    at: u16,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct StepEval {
+    status: Status,
+    current: bool,
+    reasons: (u32, u32),
+    missing: (u32, u32),
+}
+
+/// The result of [`RuleSet::evaluate_into`]: every step's status with its reasons, the facts
+/// they read and the missing facts, held as indices into the rule set. Reuse one across
+/// patients: once its buffers have grown, evaluation allocates nothing.
+///
+/// ```
+/// use pathway_core::{Date, Profile, Status};
+/// use pathway_rules::{Evaluation, Prepared, RuleSet};
+/// let rs = RuleSet::ms_spasticity().unwrap();
+/// let p = Profile::new(Date::constant(2026, 11, 22), 45)
+///     .with_fact("multiple-sclerosis", true)
+///     .with_fact("spasticity", true);
+/// let (mut prepared, mut eval) = (Prepared::default(), Evaluation::default());
+/// rs.prepare_into(&p, &mut prepared).unwrap();
+/// rs.evaluate_into(&prepared, &mut eval);
+/// let first = eval.steps(&rs).next().unwrap();
+/// assert_eq!((first.step.id.as_str(), first.status), ("trigger-review", Status::Offer));
+/// assert_eq!(first.reasons().next().unwrap().rule_id(), "R2.trigger-review");
+/// assert_eq!(eval.to_recommendation(&rs, &p), rs.evaluate(&p).unwrap());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Evaluation {
+    applicable: bool,
+    date: Option<Date>,
+    steps: Vec<StepEval>,
+    reasons: Vec<ReasonEval>,
+    missing: Vec<u16>,
+    /// The profile evaluated, kept so that the facts behind a reason can be found on demand.
+    prepared: Prepared,
+    derived: Vec<Option<Tri>>,
+    absolute: Vec<Option<Tri>>,
+    // Scratch.
+    values: Vec<Tri>,
+    is_true: crate::ruleset::Bits,
+    is_unknown: crate::ruleset::Bits,
+    fired: Vec<(u16, Tri)>,
+    listed: Vec<(u8, u16, u16, bool, Tri)>,
+    tmp: Vec<Atom>,
+}
+
+/// Evaluation state over a prepared profile.
+struct Ctx<'a> {
+    rs: &'a RuleSet,
+    p: &'a Prepared,
+    derived: &'a mut Vec<Option<Tri>>,
+    absolute: &'a mut Vec<Option<Tri>>,
+}
+
+impl<'a> Ctx<'a> {
+    fn outcome_of(&self, s: u16) -> Option<Outcome> {
+        self.p.outcome.get(usize::from(s)).copied().flatten()
     }
 
-    fn outcome_of(&self, s: u16) -> Option<Outcome> {
-        self.outcome.get(usize::from(s)).copied().flatten()
+    fn rule(&self, r: u16) -> Option<&'a Rule> {
+        self.rs.rules.get(usize::from(r))
     }
 
     fn absolute(&mut self, s: u16) -> Tri {
@@ -227,11 +156,7 @@ impl<'a> Eval<'a> {
         let mut t = Tri::False;
         if let Some(list) = rs.compiled.step_rules.get(usize::from(s)) {
             for (r, c) in list {
-                if rs
-                    .rules
-                    .get(usize::from(*r))
-                    .is_some_and(|r| r.effect == Effect::Exclude)
-                {
+                if self.rule(*r).is_some_and(|r| r.effect == Effect::Exclude) {
                     t = t.or(self.tri(c));
                 }
             }
@@ -261,7 +186,7 @@ impl<'a> Eval<'a> {
     }
 
     fn controls(&mut self, s: u16) -> Tri {
-        if at(&self.current, s, false) && self.outcome_of(s) == Some(Outcome::Effective) {
+        if at(&self.p.current, s, false) && self.outcome_of(s) == Some(Outcome::Effective) {
             self.absolute(s).not()
         } else {
             Tri::False
@@ -269,34 +194,55 @@ impl<'a> Eval<'a> {
     }
 
     fn host_partial(&self, h: u16) -> bool {
-        at(&self.current, h, false) && self.outcome_of(h) == Some(Outcome::Partial)
+        at(&self.p.current, h, false) && self.outcome_of(h) == Some(Outcome::Partial)
     }
 
+    /// The value of a condition: leaves inline, the rest in [`Ctx::tri_deep`].
+    #[inline]
     fn tri(&mut self, c: &'a Cond) -> Tri {
-        let rs = self.rs;
-        let comp = &rs.compiled;
         match c {
             Cond::Const(b) => Tri::from(*b),
-            Cond::Bool(f) => match at(&self.vals, *f, Val::Unknown) {
+            Cond::Bool(f) => match at(&self.p.vals, *f, Val::Unknown) {
                 Val::Bool(b) => Tri::from(b),
                 Val::Unknown => Tri::Unknown,
                 _ => Tri::False,
             },
-            Cond::Known(f) => Tri::from(at(&self.vals, *f, Val::Unknown) != Val::Unknown),
+            Cond::Medication(m) => Tri::from(at(&self.p.meds, *m, false)),
+            Cond::Hypersensitive(s) => Tri::from(at(&self.p.hyper, *s, false)),
+            Cond::Outcome { step, set, none } => Tri::from(match self.outcome_of(*step) {
+                Some(o) => set.contains(o),
+                None => *none,
+            }),
+            Cond::Num(NumSrc::Age, op, k) => Tri::from(op.holds(self.p.age, *k)),
+            _ => self.tri_deep(c),
+        }
+    }
+
+    #[inline(never)]
+    fn tri_deep(&mut self, c: &'a Cond) -> Tri {
+        let comp = &self.rs.compiled;
+        match c {
+            Cond::Const(b) => Tri::from(*b),
+            Cond::Bool(f) => match at(&self.p.vals, *f, Val::Unknown) {
+                Val::Bool(b) => Tri::from(b),
+                Val::Unknown => Tri::Unknown,
+                _ => Tri::False,
+            },
+            Cond::Known(f) => Tri::from(at(&self.p.vals, *f, Val::Unknown) != Val::Unknown),
             Cond::Num(src, op, k) => match src {
-                NumSrc::Age => Tri::from(op.holds(self.age, *k)),
-                NumSrc::Fact(f) => match at(&self.vals, *f, Val::Unknown) {
+                NumSrc::Age => Tri::from(op.holds(self.p.age, *k)),
+                NumSrc::Fact(f) => match at(&self.p.vals, *f, Val::Unknown) {
                     Val::Num(x) => Tri::from(op.holds(x, *k)),
                     Val::Unknown => Tri::Unknown,
                     _ => Tri::False,
                 },
             },
-            Cond::Code(f, mask) => match at(&self.vals, *f, Val::Unknown) {
+            Cond::Code(f, mask) => match at(&self.p.vals, *f, Val::Unknown) {
                 Val::Code(i) => Tri::from(mask & (1u64 << i.min(63)) != 0),
                 Val::Unknown => Tri::Unknown,
                 _ => Tri::False,
             },
-            Cond::Sex(mask) => Tri::from(mask & sex_bit(self.sex) != 0),
+            Cond::Sex(mask) => Tri::from(mask & sex_bit(self.p.sex) != 0),
             Cond::Derived(d) => {
                 if let Some(Some(t)) = self.derived.get(usize::from(*d)) {
                     return *t;
@@ -314,9 +260,9 @@ impl<'a> Eval<'a> {
                 Some(o) => set.contains(o),
                 None => *none,
             }),
-            Cond::Current(s) => Tri::from(at(&self.current, *s, false)),
-            Cond::Medication(m) => Tri::from(at(&self.meds, *m, false)),
-            Cond::Hypersensitive(s) => Tri::from(at(&self.hyper, *s, false)),
+            Cond::Current(s) => Tri::from(at(&self.p.current, *s, false)),
+            Cond::Medication(m) => Tri::from(at(&self.p.meds, *m, false)),
+            Cond::Hypersensitive(s) => Tri::from(at(&self.p.hyper, *s, false)),
             Cond::Unavailable(s) => self.by_outcome_or_absolute(*s, OutcomeSet::UNAVAILABLE),
             Cond::Failed(s) => self.by_outcome_or_absolute(*s, OutcomeSet::FAILED),
             Cond::Excluded(s) => self.absolute(*s),
@@ -444,12 +390,7 @@ impl<'a> Eval<'a> {
                     .get(usize::from(*s))
                     .map_or(&[][..], Vec::as_slice)
                 {
-                    let recorded = self.profile.steps.contains_key(
-                        self.rs
-                            .ladder
-                            .step_at(usize::from(h))
-                            .map_or("", |s| s.id.as_str()),
-                    );
+                    let recorded = at(&self.p.current, h, false) || self.outcome_of(h).is_some();
                     if (v == Tri::True && self.host_partial(h)) || (v == Tri::False && recorded) {
                         out.push(Atom::Step(h));
                     }
@@ -459,7 +400,7 @@ impl<'a> Eval<'a> {
                 for (s, &st) in comp.tiers.iter().enumerate() {
                     let s = u16::try_from(s).unwrap_or(u16::MAX);
                     if st >= *tier
-                        && at(&self.current, s, false)
+                        && at(&self.p.current, s, false)
                         && self.outcome_of(s) == Some(Outcome::Effective)
                     {
                         out.push(Atom::Step(s));
@@ -493,12 +434,7 @@ impl<'a> Eval<'a> {
         let rs = self.rs;
         if let Some(list) = rs.compiled.step_rules.get(usize::from(s)) {
             for (r, c) in list {
-                if rs
-                    .rules
-                    .get(usize::from(*r))
-                    .is_some_and(|r| r.effect == Effect::Exclude)
-                    && self.tri(c) == v
-                {
+                if self.rule(*r).is_some_and(|r| r.effect == Effect::Exclude) && self.tri(c) == v {
                     self.explain(c, out);
                 }
             }
@@ -517,93 +453,322 @@ impl<'a> Eval<'a> {
             self.explain_absolute(edge.from, out);
         }
     }
-
-    fn describe(&self, a: Atom) -> FactUse {
-        let rs = self.rs;
-        let step_id = |s: u16| {
-            rs.ladder
-                .step_at(usize::from(s))
-                .map_or("?", |s| s.id.as_str())
-        };
-        let (fact, value) = match a {
-            Atom::Age => ("age".to_owned(), self.profile.age.to_string()),
-            Atom::Sex => ("sex".to_owned(), self.sex.as_str().to_owned()),
-            Atom::Fact(f) => {
-                let id = rs.facts.get(usize::from(f)).map_or("?", |d| d.id.as_str());
-                let value = match self.profile.facts.get(id) {
-                    Some(v) => v.to_string(),
-                    None => match at(&self.vals, f, Val::Unknown) {
-                        Val::Bool(false) => "not recorded (false)".to_owned(),
-                        _ => "not recorded".to_owned(),
-                    },
-                };
-                (id.to_owned(), value)
-            }
-            Atom::Step(s) => {
-                let id = step_id(s);
-                let value = match self.profile.steps.get(id) {
-                    None => "never tried".to_owned(),
-                    Some(r) => match (r.current, r.outcome) {
-                        (true, Some(o)) => format!("current, {o}"),
-                        (true, None) => "current, no outcome yet (partial)".to_owned(),
-                        (false, Some(o)) => o.to_string(),
-                        (false, None) => "stopped, no outcome".to_owned(),
-                    },
-                };
-                (format!("step:{id}"), value)
-            }
-            Atom::Med(m) => {
-                let class = rs
-                    .compiled
-                    .med_ix
-                    .iter()
-                    .find(|(_, i)| **i == m)
-                    .map_or("?", |(k, _)| k.as_str());
-                let v = if at(&self.meds, m, false) {
-                    "current"
-                } else {
-                    "none"
-                };
-                (format!("medication:{class}"), v.to_owned())
-            }
-            Atom::Hyper(s) => {
-                let v = if at(&self.hyper, s, false) {
-                    "recorded"
-                } else {
-                    "none"
-                };
-                (format!("hypersensitivity:{}", step_id(s)), v.to_owned())
-            }
-        };
-        let from = self
-            .profile
-            .provenance
-            .get(&fact)
-            .cloned()
-            .unwrap_or_default();
-        FactUse { fact, value, from }
-    }
-
-    fn missing_of(&self, atoms: &[Atom], into: &mut BTreeSet<String>) {
-        for a in atoms {
-            if let Atom::Fact(f) = a
-                && at(&self.vals, *f, Val::Bool(false)) == Val::Unknown
-                && let Some(d) = self.rs.facts.get(usize::from(*f))
-            {
-                into.insert(d.id.clone());
-            }
-        }
-    }
 }
 
-/// A rule's result for one step, before it is turned into a reason.
-struct Fired<'a> {
-    rule: u16,
-    cond: &'a Cond,
-    value: Tri,
+fn rank(e: Effect) -> u8 {
+    match e {
+        Effect::Exclude => 0,
+        Effect::Continue => 1,
+        Effect::Gate => 2,
+        Effect::Caution => 3,
+        Effect::Offer => 4,
+        Effect::Note => 5,
+    }
 }
 
 impl RuleSet {
+    /// Checks a profile against the catalogue and indexes it for evaluation.
+    pub fn prepare(&self, profile: &Profile) -> Result<Prepared, ProfileError> {
+        let mut p = Prepared::default();
+        self.prepare_into(profile, &mut p)?;
+        Ok(p)
+    }
+
+    /// As [`RuleSet::prepare`], reusing `into`'s buffers. On error `into` is unspecified.
+    pub fn prepare_into(&self, profile: &Profile, into: &mut Prepared) -> Result<(), ProfileError> {
+        let c = &self.compiled;
+        let ruleset = || self.stamp.id.clone();
+        let n = self.ladder.len();
+        let p = into;
+        p.vals.clear();
+        p.vals.resize(self.facts.len(), Val::Unknown);
+        p.recorded.clear();
+        p.recorded.resize(self.facts.len(), false);
+        for (id, v) in &profile.facts {
+            let Some(&ix) = c.fact_ix.get(id) else {
+                return Err(ProfileError::UnknownFact {
+                    fact: id.clone(),
+                    ruleset: ruleset(),
+                });
+            };
+            let Some(def) = self.facts.get(usize::from(ix)) else {
+                continue;
+            };
+            let val = match (&def.kind, v) {
+                (_, FactValue::Unknown) => Val::Unknown,
+                (FactKind::Bool, FactValue::Bool(b)) => Val::Bool(*b),
+                (
+                    FactKind::Number {
+                        min, max, integer, ..
+                    },
+                    FactValue::Number(x),
+                ) => {
+                    let below = min.is_some_and(|m| *x < m);
+                    let above = max.is_some_and(|m| *x > m);
+                    if !x.is_finite() || below || above || (*integer && x.fract() != 0.0) {
+                        let lo = min.map_or("-inf".to_owned(), |m| m.to_string());
+                        let hi = max.map_or("+inf".to_owned(), |m| m.to_string());
+                        let whole = if *integer { ", whole numbers" } else { "" };
+                        return Err(ProfileError::OutOfRange {
+                            fact: id.clone(),
+                            value: *x,
+                            range: format!("{lo} to {hi}{whole}"),
+                        });
+                    }
+                    Val::Num(*x)
+                }
+                (
+                    FactKind::Code {
+                        values,
+                        unknown_values,
+                    },
+                    FactValue::Code(s),
+                ) => match values.iter().position(|x| x == s) {
+                    Some(_) if unknown_values.contains(s) => Val::Unknown,
+                    Some(i) => Val::Code(u8::try_from(i).unwrap_or(u8::MAX)),
+                    None => {
+                        return Err(ProfileError::UnknownCode {
+                            fact: id.clone(),
+                            value: s.clone(),
+                            allowed: values.join(", "),
+                        });
+                    }
+                },
+                _ => {
+                    return Err(ProfileError::WrongType {
+                        fact: id.clone(),
+                        expected: def.kind.describe(),
+                        found: v.to_string(),
+                    });
+                }
+            };
+            if let Some(slot) = p.vals.get_mut(usize::from(ix)) {
+                *slot = val;
+            }
+            if let Some(slot) = p.recorded.get_mut(usize::from(ix)) {
+                *slot = true;
+            }
+        }
+        p.outcome.clear();
+        p.outcome.resize(n, None);
+        p.current.clear();
+        p.current.resize(n, false);
+        for (id, rec) in &profile.steps {
+            let Some(i) = self.ladder.position(id.as_str()) else {
+                return Err(ProfileError::UnknownStep {
+                    field: "steps",
+                    step: id.to_string(),
+                    ruleset: ruleset(),
+                });
+            };
+            if let Some(o) = p.outcome.get_mut(i) {
+                *o = rec.effective_outcome();
+            }
+            if let Some(cur) = p.current.get_mut(i) {
+                *cur = rec.current;
+            }
+        }
+        p.hyper.clear();
+        p.hyper.resize(n, false);
+        for id in &profile.hypersensitivities {
+            match self
+                .ladder
+                .position(id.as_str())
+                .and_then(|i| p.hyper.get_mut(i))
+            {
+                Some(h) => *h = true,
+                None => {
+                    return Err(ProfileError::UnknownStep {
+                        field: "hypersensitivities",
+                        step: id.to_string(),
+                        ruleset: ruleset(),
+                    });
+                }
+            }
+        }
+        p.meds.clear();
+        p.meds.resize(c.med_ix.len(), false);
+        for m in &profile.medications {
+            match c
+                .med_ix
+                .get(m)
+                .and_then(|&i| p.meds.get_mut(usize::from(i)))
+            {
+                Some(slot) => *slot = true,
+                None => {
+                    return Err(ProfileError::UnknownMedication {
+                        class: m.clone(),
+                        ruleset: ruleset(),
+                    });
+                }
+            }
+        }
+        p.age = f64::from(profile.age);
+        p.sex = profile.sex;
+        p.date = Some(profile.date);
+        // What "not recorded" means, fact by fact. Conditional policies read only facts that
+        // are settled already (checked when the rule set was compiled).
+        let mut derived = vec![None; c.derived.len()];
+        let mut absolute = vec![None; n];
+        for (i, def) in self.facts.iter().enumerate() {
+            if at(&p.recorded, i, true) {
+                continue;
+            }
+            let v = match &def.absent {
+                Absent::Unknown => Val::Unknown,
+                Absent::False => Val::Bool(false),
+                Absent::UnknownWhen(_) => Val::Unknown,
+            };
+            if let Some(slot) = p.vals.get_mut(i) {
+                *slot = v;
+            }
+        }
+        for (i, def) in self.facts.iter().enumerate() {
+            if at(&p.recorded, i, true) || !matches!(def.absent, Absent::UnknownWhen(_)) {
+                continue;
+            }
+            let Some(cond) = c.absent_when.get(i).and_then(Option::as_ref) else {
+                continue;
+            };
+            derived.iter_mut().for_each(|d| *d = None);
+            let t = {
+                let mut ctx = Ctx {
+                    rs: self,
+                    p,
+                    derived: &mut derived,
+                    absolute: &mut absolute,
+                };
+                ctx.tri(cond)
+            };
+            if t == Tri::False
+                && let Some(slot) = p.vals.get_mut(i)
+            {
+                *slot = Val::Bool(false);
+            }
+        }
+        Ok(())
+    }
+
+    /// Evaluates a prepared profile into `out`, reusing its buffers.
+    pub fn evaluate_into(&self, p: &Prepared, out: &mut Evaluation) {
+        let Evaluation {
+            applicable,
+            date,
+            steps,
+            reasons,
+            missing,
+            prepared,
+            derived,
+            absolute,
+            values,
+            is_true,
+            is_unknown,
+            fired,
+            listed,
+            tmp,
+        } = out;
+        steps.clear();
+        reasons.clear();
+        missing.clear();
+        prepared.clone_from(p);
+        *date = p.date;
+        derived.clear();
+        derived.resize(self.compiled.derived.len(), None);
+        absolute.clear();
+        absolute.resize(self.ladder.len(), None);
+        let mut ctx = Ctx {
+            rs: self,
+            p,
+            derived,
+            absolute,
+        };
+        let app = ctx.tri(&self.compiled.applicability);
+        *applicable = app == Tri::True;
+        values.clear();
+        *is_true = [0; 4];
+        *is_unknown = [0; 4];
+        if app == Tri::True {
+            for (k, c) in self.compiled.conds.iter().enumerate() {
+                let v = ctx.tri(c);
+                values.push(v);
+                let (w, bit) = (k / 64, 1u64 << (k % 64));
+                let set = match v {
+                    Tri::True => is_true.get_mut(w),
+                    Tri::Unknown => is_unknown.get_mut(w),
+                    Tri::False => None,
+                };
+                if let Some(x) = set {
+                    *x |= bit;
+                }
+            }
+        }
+        for i in 0..self.ladder.len() {
+            let reasons_start = reasons.len();
+            let missing_start = missing.len();
+            let current = at(&p.current, i, false);
+            let step = u16::try_from(i).unwrap_or(u16::MAX);
+            let status = if app != Tri::True {
+                if app == Tri::Unknown {
+                    tmp.clear();
+                    ctx.explain(&self.compiled.applicability, tmp);
+                    push_missing(&ctx, tmp, missing);
+                }
+                reasons.push(ReasonEval {
+                    rule: RuleRef::Applicability,
+                    decisive: true,
+                    condition: app,
+                    step,
+                    at: 0,
+                });
+                Status::NotYet
+            } else {
+                let list = self
+                    .compiled
+                    .step_rules
+                    .get(i)
+                    .map_or(&[][..], Vec::as_slice);
+                let meta = self.compiled.meta.get(i).map_or(&[][..], Vec::as_slice);
+                // Keep only what can matter to the answer: a rule whose condition came out
+                // false matters only if it is a gate.
+                fired.clear();
+                let masked = self.compiled.masks.get(i);
+                let mut flags = match masked {
+                    Some(m) => Flags::of(m, is_true, is_unknown),
+                    None => Flags::default(),
+                };
+                for (j, &(eff, pol, k)) in meta.iter().enumerate() {
+                    let v = values.get(k as usize).copied().unwrap_or(Tri::Unknown);
+                    if masked.is_none() {
+                        flags.add(eff, pol, v);
+                    }
+                    if v != Tri::False || eff == Effect::Gate {
+                        fired.push((u16::try_from(j).unwrap_or(u16::MAX), v));
+                    }
+                }
+                decide(
+                    &mut ctx, step, list, meta, fired, &flags, current, listed, tmp, reasons,
+                    missing,
+                )
+            };
+            if let Some(tail) = missing.get_mut(missing_start..) {
+                tail.sort_unstable();
+            }
+            dedup_from(missing, missing_start);
+            steps.push(StepEval {
+                status,
+                current,
+                reasons: (
+                    u32::try_from(reasons_start).unwrap_or(u32::MAX),
+                    u32::try_from(reasons.len()).unwrap_or(u32::MAX),
+                ),
+                missing: (
+                    u32::try_from(missing_start).unwrap_or(u32::MAX),
+                    u32::try_from(missing.len()).unwrap_or(u32::MAX),
+                ),
+            });
+        }
+    }
+
     /// Evaluates one patient: a status for every step of the ladder, in ladder order, with
     /// the rules, facts and sources behind each, and the missing facts that could change it.
     ///
@@ -632,208 +797,491 @@ impl RuleSet {
     /// assert_eq!(&*why.rule, "R8.second-line");
     /// ```
     pub fn evaluate(&self, profile: &Profile) -> Result<Recommendation, ProfileError> {
-        let mut e = Eval::new(self, profile)?;
-        let comp = &self.compiled;
-        let applicable = e.tri(&comp.applicability);
-        let mut steps = Vec::with_capacity(self.ladder.len());
-        let mut all_missing = BTreeSet::new();
-        for (i, step) in self.ladder.steps().enumerate() {
-            let mut missing = BTreeSet::new();
-            let mut reasons = Vec::new();
-            let status = if applicable != Tri::True {
-                let mut atoms = Vec::new();
-                e.explain(&comp.applicability, &mut atoms);
-                if applicable == Tri::Unknown {
-                    e.missing_of(&atoms, &mut missing);
-                }
-                let r = &self.applicability;
-                reasons.push(Reason {
-                    rule: r.id.clone(),
-                    effect: Effect::Gate,
-                    decisive: true,
-                    condition: applicable,
-                    text: r.text.clone(),
-                    sources: r.sources.clone(),
-                    facts: describe_all(&e, atoms),
-                });
-                Status::NotYet
-            } else {
-                let fired: Vec<Fired<'_>> = comp
-                    .step_rules
-                    .get(i)
-                    .map_or(&[][..], Vec::as_slice)
-                    .iter()
-                    .map(|(r, c)| Fired {
-                        rule: *r,
-                        cond: c,
-                        value: e.tri(c),
-                    })
-                    .collect();
-                let current = at(&e.current, i, false);
-                self.decide(&mut e, &fired, current, &mut reasons, &mut missing)
-            };
-            all_missing.extend(missing.iter().cloned());
-            let rules = reasons.iter().map(|r| r.rule.clone()).collect();
-            let sources: BTreeSet<Arc<str>> = reasons
-                .iter()
-                .flat_map(|r| r.sources.iter().cloned())
-                .collect();
-            steps.push(StepResult {
-                step: step.id.clone(),
-                name: step.name.clone(),
-                tier: step.tier,
-                status,
-                current: at(&e.current, i, false),
-                reasons,
-                rules,
-                sources: sources.into_iter().collect(),
-                missing: missing.into_iter().collect(),
-            });
+        let prepared = self.prepare(profile)?;
+        let mut eval = Evaluation::default();
+        self.evaluate_into(&prepared, &mut eval);
+        Ok(eval.to_recommendation(self, profile))
+    }
+}
+
+fn dedup_from(v: &mut Vec<u16>, start: usize) {
+    let mut w = start;
+    for r in start..v.len() {
+        let x = at(v, r, 0);
+        if w == start || at(v, w - 1, u16::MAX) != x {
+            if let Some(slot) = v.get_mut(w) {
+                *slot = x;
+            }
+            w += 1;
         }
-        Ok(Recommendation {
-            ruleset: self.stamp.clone(),
-            date: profile.date,
-            applicable: applicable == Tri::True,
-            steps,
-            missing: all_missing.into_iter().collect(),
-            warnings: Vec::new(),
-        })
+    }
+    v.truncate(w);
+}
+
+fn push_missing(ctx: &Ctx<'_>, atoms: &[Atom], missing: &mut Vec<u16>) {
+    for a in atoms {
+        if let Atom::Fact(f) = a
+            && at(&ctx.p.vals, *f, Val::Bool(false)) == Val::Unknown
+        {
+            missing.push(*f);
+        }
+    }
+}
+
+/// What a step's rules add up to, accumulated while they are evaluated.
+#[derive(Debug, Default)]
+struct Flags {
+    excluded: bool,
+    continuing: bool,
+    has_gate: bool,
+    gates_shut: bool,
+    gate_false: bool,
+    offer: bool,
+    caution: bool,
+}
+
+fn cautious(eff: Effect, pol: IfUnknown, v: Tri) -> bool {
+    (eff == Effect::Caution && v == Tri::True)
+        || (matches!(eff, Effect::Caution | Effect::Exclude)
+            && v == Tri::Unknown
+            && pol == IfUnknown::Caution)
+}
+
+impl Flags {
+    /// The flags of a step from its masks and the bitsets of true and unknown conditions.
+    fn of(
+        m: &crate::ruleset::StepMasks,
+        t: &crate::ruleset::Bits,
+        u: &crate::ruleset::Bits,
+    ) -> Flags {
+        let mut f = [0u64; 8];
+        for w in 0..4 {
+            let (x, y) = (t[w], u[w]);
+            f[0] |= m.exclude[w] & x;
+            f[1] |= m.continues[w] & x;
+            f[2] |= m.gate[w];
+            f[3] |= m.gate[w] & !x;
+            f[4] |= m.gate[w] & !(x | y);
+            f[5] |= m.offer[w] & x;
+            f[6] |= m.caution[w] & x;
+            f[7] |= m.caution_if_unknown[w] & y;
+        }
+        Flags {
+            excluded: f[0] != 0,
+            continuing: f[1] != 0,
+            has_gate: f[2] != 0,
+            gates_shut: f[3] != 0,
+            gate_false: f[4] != 0,
+            offer: f[5] != 0,
+            caution: f[6] | f[7] != 0,
+        }
     }
 
-    /// R23: the status of one step from its rules' results, with the reasons behind it.
-    fn decide<'a>(
-        &'a self,
-        e: &mut Eval<'a>,
-        fired: &[Fired<'a>],
-        current: bool,
-        reasons: &mut Vec<Reason>,
-        missing: &mut BTreeSet<String>,
-    ) -> Status {
-        let rule = |f: &Fired<'_>| self.rules.get(usize::from(f.rule));
-        let effect = |f: &Fired<'_>| rule(f).map_or(Effect::Note, |r| r.effect);
-        let policy = |f: &Fired<'_>| rule(f).map_or(IfUnknown::NoEffect, |r| r.if_unknown);
-        let is = |f: &Fired<'_>, eff: Effect, v: Tri| effect(f) == eff && f.value == v;
+    /// The same flags, one rule at a time (rule sets too large for the masks).
+    fn add(&mut self, eff: Effect, pol: IfUnknown, v: Tri) {
+        match eff {
+            Effect::Exclude if v == Tri::True => self.excluded = true,
+            Effect::Continue if v == Tri::True => self.continuing = true,
+            Effect::Gate => {
+                self.has_gate = true;
+                self.gates_shut |= v != Tri::True;
+                self.gate_false |= v == Tri::False;
+            }
+            Effect::Offer if v == Tri::True => self.offer = true,
+            _ => {}
+        }
+        self.caution |= cautious(eff, pol, v);
+    }
 
-        let excluded = fired.iter().any(|f| is(f, Effect::Exclude, Tri::True));
-        let continuing = fired.iter().any(|f| is(f, Effect::Continue, Tri::True));
-        let gates: Vec<&Fired<'_>> = fired.iter().filter(|f| effect(f) == Effect::Gate).collect();
-        let gates_open = gates.iter().all(|f| f.value == Tri::True);
-        let any_gate_shut = gates.iter().any(|f| f.value == Tri::False);
-        let indicated = gates_open
-            && (!gates.is_empty() || fired.iter().any(|f| is(f, Effect::Offer, Tri::True)));
-        let cautious = |f: &Fired<'_>| {
-            (effect(f) == Effect::Caution && f.value == Tri::True)
-                || (matches!(effect(f), Effect::Caution | Effect::Exclude)
-                    && f.value == Tri::Unknown
-                    && policy(f) == IfUnknown::Caution)
-        };
-        let caution = fired.iter().any(cautious);
-        let status = if excluded {
+    /// R23: excluded > continue > not-yet > caution > offer.
+    fn status(&self) -> Status {
+        let indicated = !self.gates_shut && (self.has_gate || self.offer);
+        if self.excluded {
             Status::Excluded
-        } else if continuing {
+        } else if self.continuing {
             Status::Continue
         } else if !indicated {
             Status::NotYet
-        } else if caution {
+        } else if self.caution {
             Status::Caution
         } else {
             Status::Offer
-        };
+        }
+    }
+}
 
-        let mut listed: Vec<(u8, &Fired<'_>, bool)> = Vec::new();
-        for f in fired {
-            let eff = effect(f);
-            let decisive = match status {
-                Status::Excluded => is(f, Effect::Exclude, Tri::True),
-                Status::Continue => is(f, Effect::Continue, Tri::True),
-                Status::NotYet => eff == Effect::Gate && f.value != Tri::True,
-                Status::Caution => cautious(f),
-                Status::Offer => {
-                    matches!(eff, Effect::Gate | Effect::Offer) && f.value == Tri::True
-                }
+/// The status of one step, with the reasons behind it and its missing facts. `fired` holds
+/// the rules that did not come out false, and every gate.
+#[allow(clippy::too_many_arguments)]
+fn decide<'a>(
+    ctx: &mut Ctx<'a>,
+    step: u16,
+    list: &'a [(u16, Cond)],
+    meta: &[(Effect, IfUnknown, u32)],
+    fired: &[(u16, Tri)],
+    flags: &Flags,
+    current: bool,
+    listed: &mut Vec<(u8, u16, u16, bool, Tri)>,
+    tmp: &mut Vec<Atom>,
+    reasons: &mut Vec<ReasonEval>,
+    missing: &mut Vec<u16>,
+) -> Status {
+    let status = flags.status();
+    let (any_gate_shut, excluded) = (flags.gate_false, flags.excluded);
+    listed.clear();
+    for &(j, v) in fired {
+        let (Some(&(eff, pol, _)), Some((r, c))) =
+            (meta.get(usize::from(j)), list.get(usize::from(j)))
+        else {
+            continue;
+        };
+        let decisive = match status {
+            Status::Excluded => eff == Effect::Exclude && v == Tri::True,
+            Status::Continue => eff == Effect::Continue && v == Tri::True,
+            Status::NotYet => eff == Effect::Gate && v != Tri::True,
+            Status::Caution => cautious(eff, pol, v),
+            Status::Offer => matches!(eff, Effect::Gate | Effect::Offer) && v == Tri::True,
+        };
+        let shown = decisive
+            || match (eff, v) {
+                (Effect::Note, Tri::True) => status.is_offered() || current,
+                (Effect::Caution, Tri::True | Tri::Unknown) => true,
+                (Effect::Exclude, Tri::Unknown) => true,
+                (Effect::Gate | Effect::Offer, Tri::True) => status.is_offered(),
+                _ => false,
             };
-            let shown = decisive
-                || match (eff, f.value) {
-                    (Effect::Note, Tri::True) => status.is_offered() || current,
-                    (Effect::Caution, Tri::True | Tri::Unknown) => true,
-                    (Effect::Exclude, Tri::Unknown) => true,
-                    (Effect::Gate | Effect::Offer, Tri::True) => status.is_offered(),
-                    _ => false,
-                };
+        if v == Tri::Unknown {
             let could_matter = match eff {
                 Effect::Note => false,
                 // R21a: a possible contraindication is listed whatever the gates say; one whose
                 // rule waives the caution (R21d, R21e) only where it could turn an offer into a
                 // caution.
                 Effect::Exclude | Effect::Caution => {
-                    policy(f) == IfUnknown::Caution || status == Status::Offer
+                    pol == IfUnknown::Caution || status == Status::Offer
                 }
                 // R12, R24: an open question behind a gate that is shut anyway changes nothing.
                 Effect::Gate | Effect::Offer | Effect::Continue => !any_gate_shut && !excluded,
             };
-            if could_matter && f.value == Tri::Unknown {
-                let mut atoms = Vec::new();
-                e.explain(f.cond, &mut atoms);
-                e.missing_of(&atoms, missing);
-            }
-            if shown {
-                let rank = match eff {
-                    Effect::Exclude => 0,
-                    Effect::Continue => 1,
-                    Effect::Gate => 2,
-                    Effect::Caution => 3,
-                    Effect::Offer => 4,
-                    Effect::Note => 5,
-                };
-                listed.push((rank, f, decisive));
+            if could_matter {
+                tmp.clear();
+                ctx.explain(c, tmp);
+                push_missing(ctx, tmp, missing);
             }
         }
-        listed.sort_by_key(|(rank, f, decisive)| (!*decisive, *rank, f.rule));
-        let silent_unknown_note =
-            |f: &Fired<'_>| f.value == Tri::Unknown && policy(f) == IfUnknown::Ignore;
-        for (_, f, decisive) in listed {
-            let Some(r) = rule(f) else { continue };
-            if silent_unknown_note(f) {
-                continue;
-            }
-            let mut atoms = Vec::new();
-            e.explain(f.cond, &mut atoms);
-            let text = match (&r.unknown_text, f.value) {
-                (Some(t), Tri::Unknown) => t.clone(),
-                _ => r.text.clone(),
-            };
-            reasons.push(Reason {
-                rule: r.id.clone(),
-                effect: r.effect,
-                decisive,
-                condition: f.value,
-                text,
-                sources: r.sources.clone(),
-                facts: describe_all(e, atoms),
-            });
+        let silent = v == Tri::Unknown && pol == IfUnknown::Ignore;
+        if shown && !silent {
+            listed.push((rank(eff), *r, j, decisive, v));
         }
-        if status == Status::NotYet && !reasons.iter().any(|r| r.decisive) {
-            reasons.insert(
-                0,
-                Reason {
-                    rule: Arc::from("pathway.no-indication"),
-                    effect: Effect::Gate,
-                    decisive: true,
-                    condition: Tri::False,
-                    text: Arc::from(
-                        "No rule of this rule set indicates this step for this patient.",
-                    ),
-                    sources: Vec::new(),
-                    facts: Vec::new(),
-                },
-            );
+    }
+    listed.sort_unstable_by_key(|&(rank, r, _, decisive, _)| (!decisive, rank, r));
+    if status == Status::NotYet && !listed.iter().any(|l| l.3) {
+        reasons.push(ReasonEval {
+            rule: RuleRef::NoIndication,
+            decisive: true,
+            condition: Tri::False,
+            step,
+            at: u16::MAX,
+        });
+    }
+    for &(_, r, j, decisive, v) in listed.iter() {
+        reasons.push(ReasonEval {
+            rule: RuleRef::Rule(r),
+            decisive,
+            condition: v,
+            step,
+            at: j,
+        });
+    }
+    status
+}
+
+/// One step of an [`Evaluation`], borrowing its texts from the rule set.
+#[derive(Debug, Clone, Copy)]
+pub struct StepView<'a> {
+    /// The step.
+    pub step: &'a Step,
+    /// Its status.
+    pub status: Status,
+    /// Whether it is current.
+    pub current: bool,
+    eval: &'a Evaluation,
+    rs: &'a RuleSet,
+    reasons: (u32, u32),
+    missing: (u32, u32),
+}
+
+/// One reason of a [`StepView`].
+#[derive(Debug, Clone, Copy)]
+pub struct ReasonView<'a> {
+    rs: &'a RuleSet,
+    eval: &'a Evaluation,
+    r: ReasonEval,
+}
+
+const NO_INDICATION_ID: &str = "pathway.no-indication";
+const NO_INDICATION_TEXT: &str = "No rule of this rule set indicates this step for this patient.";
+
+impl<'a> ReasonView<'a> {
+    fn rule(&self) -> Option<&'a Rule> {
+        match self.r.rule {
+            RuleRef::Rule(i) => self.rs.rules.get(usize::from(i)),
+            RuleRef::Applicability => Some(&self.rs.applicability),
+            RuleRef::NoIndication => None,
         }
-        status
+    }
+
+    /// The rule id.
+    pub fn rule_id(&self) -> &'a str {
+        self.rule().map_or(NO_INDICATION_ID, |r| &r.id)
+    }
+
+    /// The rule's effect.
+    pub fn effect(&self) -> Effect {
+        match self.r.rule {
+            RuleRef::Rule(_) => self.rule().map_or(Effect::Gate, |r| r.effect),
+            _ => Effect::Gate,
+        }
+    }
+
+    /// Whether it decided the status.
+    pub fn decisive(&self) -> bool {
+        self.r.decisive
+    }
+
+    /// How its condition came out.
+    pub fn condition(&self) -> Tri {
+        self.r.condition
+    }
+
+    /// The plain-language text (the rule's `unknown-text` when its condition is unknown).
+    pub fn text(&self) -> &'a str {
+        match self.rule() {
+            Some(r) => match (&r.unknown_text, self.r.condition) {
+                (Some(t), Tri::Unknown) => t,
+                _ => &r.text,
+            },
+            None => NO_INDICATION_TEXT,
+        }
+    }
+
+    /// The facts its condition read (catalogue facts, `age`, `sex`, `step:<id>`,
+    /// `medication:<class>`, `hypersensitivity:<step>`), found on demand.
+    pub fn facts(&self) -> Vec<String> {
+        self.eval
+            .atoms_of(self.rs, &self.r)
+            .into_iter()
+            .map(|a| atom_name(self.rs, a))
+            .collect()
     }
 }
 
-fn describe_all(e: &Eval<'_>, mut atoms: Vec<Atom>) -> Vec<FactUse> {
-    atoms.sort_unstable();
-    atoms.dedup();
-    atoms.into_iter().map(|a| e.describe(a)).collect()
+fn atom_name(rs: &RuleSet, a: Atom) -> String {
+    let step_id = |s: u16| {
+        rs.ladder
+            .step_at(usize::from(s))
+            .map_or("?", |s| s.id.as_str())
+    };
+    match a {
+        Atom::Age => "age".to_owned(),
+        Atom::Sex => "sex".to_owned(),
+        Atom::Fact(f) => rs
+            .facts
+            .get(usize::from(f))
+            .map_or("?", |d| d.id.as_str())
+            .to_owned(),
+        Atom::Step(s) => format!("step:{}", step_id(s)),
+        Atom::Med(m) => format!(
+            "medication:{}",
+            rs.compiled
+                .med_ix
+                .iter()
+                .find(|(_, i)| **i == m)
+                .map_or("?", |(k, _)| k.as_str())
+        ),
+        Atom::Hyper(s) => format!("hypersensitivity:{}", step_id(s)),
+    }
+}
+
+impl<'a> StepView<'a> {
+    /// The reasons: decisive first, then context and notes.
+    pub fn reasons(&self) -> impl Iterator<Item = ReasonView<'a>> + 'a {
+        let (rs, eval) = (self.rs, self.eval);
+        eval.reasons
+            .get(self.reasons.0 as usize..self.reasons.1 as usize)
+            .unwrap_or(&[])
+            .iter()
+            .map(move |r| ReasonView { rs, eval, r: *r })
+    }
+
+    /// The ids of the facts that are missing and could change the status.
+    pub fn missing(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let rs = self.rs;
+        self.eval
+            .missing
+            .get(self.missing.0 as usize..self.missing.1 as usize)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(move |f| rs.facts.get(usize::from(*f)).map(|d| d.id.as_str()))
+    }
+}
+
+impl Evaluation {
+    /// Whether the pathway applies (R1).
+    pub fn applicable(&self) -> bool {
+        self.applicable
+    }
+
+    /// The statuses, in ladder order.
+    pub fn statuses(&self) -> impl Iterator<Item = Status> + '_ {
+        self.steps.iter().map(|s| s.status)
+    }
+
+    /// The steps with their reasons, borrowing texts from `rs` (the rule set that evaluated).
+    pub fn steps<'a>(&'a self, rs: &'a RuleSet) -> impl Iterator<Item = StepView<'a>> + 'a {
+        rs.ladder
+            .steps()
+            .zip(&self.steps)
+            .map(move |(step, s)| StepView {
+                step,
+                status: s.status,
+                current: s.current,
+                eval: self,
+                rs,
+                reasons: s.reasons,
+                missing: s.missing,
+            })
+    }
+
+    /// The atoms behind a reason, computed from the kept profile and memo.
+    fn atoms_of(&self, rs: &RuleSet, r: &ReasonEval) -> Vec<Atom> {
+        let cond = match r.rule {
+            RuleRef::Applicability => Some(&rs.compiled.applicability),
+            RuleRef::NoIndication => None,
+            RuleRef::Rule(_) => rs
+                .compiled
+                .step_rules
+                .get(usize::from(r.step))
+                .and_then(|l| l.get(usize::from(r.at)))
+                .map(|(_, c)| c),
+        };
+        let Some(cond) = cond else { return Vec::new() };
+        let (mut derived, mut absolute) = (self.derived.clone(), self.absolute.clone());
+        let mut ctx = Ctx {
+            rs,
+            p: &self.prepared,
+            derived: &mut derived,
+            absolute: &mut absolute,
+        };
+        let mut atoms = Vec::new();
+        ctx.explain(cond, &mut atoms);
+        atoms.sort_unstable();
+        atoms.dedup();
+        atoms
+    }
+
+    fn describe(&self, rs: &RuleSet, profile: &Profile, a: Atom) -> FactUse {
+        let fact = atom_name(rs, a);
+        let value = match a {
+            Atom::Age => profile.age.to_string(),
+            Atom::Sex => profile.sex.as_str().to_owned(),
+            Atom::Fact(f) => match profile.facts.get(&fact) {
+                Some(v) => v.to_string(),
+                None => match at(&self.prepared.vals, f, Val::Unknown) {
+                    Val::Bool(false) => "not recorded (false)".to_owned(),
+                    _ => "not recorded".to_owned(),
+                },
+            },
+            Atom::Step(s) => {
+                let id = rs
+                    .ladder
+                    .step_at(usize::from(s))
+                    .map_or("?", |s| s.id.as_str());
+                match profile.steps.get(id) {
+                    None => "never tried".to_owned(),
+                    Some(r) => match (r.current, r.outcome) {
+                        (true, Some(o)) => format!("current, {o}"),
+                        (true, None) => "current, no outcome yet (partial)".to_owned(),
+                        (false, Some(o)) => o.to_string(),
+                        (false, None) => "stopped, no outcome".to_owned(),
+                    },
+                }
+            }
+            Atom::Med(m) => if at(&self.prepared.meds, m, false) {
+                "current"
+            } else {
+                "none"
+            }
+            .to_owned(),
+            Atom::Hyper(s) => if at(&self.prepared.hyper, s, false) {
+                "recorded"
+            } else {
+                "none"
+            }
+            .to_owned(),
+        };
+        let from = profile.provenance.get(&fact).cloned().unwrap_or_default();
+        FactUse { fact, value, from }
+    }
+
+    /// The readable, serialisable result; `profile` is the one that was evaluated (it supplies
+    /// the values as recorded and their provenance).
+    pub fn to_recommendation(&self, rs: &RuleSet, profile: &Profile) -> Recommendation {
+        let mut all_missing = std::collections::BTreeSet::new();
+        let steps = self
+            .steps(rs)
+            .map(|view| {
+                let reasons: Vec<Reason> = view
+                    .reasons()
+                    .map(|r| Reason {
+                        rule: r
+                            .rule()
+                            .map_or_else(|| Arc::from(NO_INDICATION_ID), |x| x.id.clone()),
+                        effect: r.effect(),
+                        decisive: r.decisive(),
+                        condition: r.condition(),
+                        text: match r.rule() {
+                            Some(x) => match (&x.unknown_text, r.condition()) {
+                                (Some(t), Tri::Unknown) => t.clone(),
+                                _ => x.text.clone(),
+                            },
+                            None => Arc::from(NO_INDICATION_TEXT),
+                        },
+                        sources: r.rule().map_or_else(Vec::new, |x| x.sources.clone()),
+                        facts: self
+                            .atoms_of(rs, &r.r)
+                            .into_iter()
+                            .map(|a| self.describe(rs, profile, a))
+                            .collect(),
+                    })
+                    .collect();
+                let missing: Vec<String> = view.missing().map(str::to_owned).collect();
+                all_missing.extend(missing.iter().cloned());
+                let mut sources: Vec<Arc<str>> = reasons
+                    .iter()
+                    .flat_map(|r| r.sources.iter().cloned())
+                    .collect();
+                sources.sort_unstable();
+                sources.dedup();
+                StepResult {
+                    step: view.step.id.clone(),
+                    name: view.step.name.clone(),
+                    tier: view.step.tier,
+                    status: view.status,
+                    current: view.current,
+                    rules: reasons.iter().map(|r| r.rule.clone()).collect(),
+                    reasons,
+                    sources,
+                    missing,
+                }
+            })
+            .collect();
+        Recommendation {
+            ruleset: rs.stamp.clone(),
+            date: self.date.unwrap_or(profile.date),
+            applicable: self.applicable,
+            steps,
+            missing: all_missing.into_iter().collect(),
+            warnings: Vec::new(),
+        }
+    }
 }

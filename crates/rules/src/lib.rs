@@ -43,6 +43,7 @@ mod ruleset;
 mod tri;
 
 pub use error::{Diagnostic, ErrorKind, LoadError, Location, ProfileError, Severity};
+pub use eval::{Evaluation, Prepared, ReasonView, StepView};
 pub use generate::PatientGenerator;
 pub use recommendation::{FactUse, Reason, Recommendation, StepResult};
 pub use ruleset::{

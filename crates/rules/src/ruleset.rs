@@ -205,6 +205,25 @@ pub struct Stamp {
     pub hash: String,
 }
 
+/// For one step, which of the distinct conditions play which part (bitsets over
+/// `Compiled::conds`), so that a step's status is a few word operations.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StepMasks {
+    pub exclude: Bits,
+    pub continues: Bits,
+    pub gate: Bits,
+    pub offer: Bits,
+    pub caution: Bits,
+    /// Cautions and exclusions whose unknown gives caution (R21).
+    pub caution_if_unknown: Bits,
+}
+
+/// A bitset over at most [`MASK_CONDS`] distinct conditions.
+pub(crate) type Bits = [u64; 4];
+
+/// Rule sets with more distinct conditions than this use the per-rule path.
+pub(crate) const MASK_CONDS: usize = 256;
+
 /// An escalation edge, compiled.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct EdgeC {
@@ -223,6 +242,12 @@ pub(crate) struct Compiled {
     pub absent_when: Vec<Option<Cond>>,
     /// Per step (ladder order): (rule index, condition compiled for that step).
     pub step_rules: Vec<Vec<(u16, Cond)>>,
+    /// Parallel to `step_rules`: each rule's effect, unknown policy and index in `conds`.
+    pub meta: Vec<Vec<(Effect, IfUnknown, u32)>>,
+    /// The distinct conditions of all steps' rules, each evaluated once per patient.
+    pub conds: Vec<Cond>,
+    /// Per step, bitsets over `conds` (empty when there are more than [`MASK_CONDS`]).
+    pub masks: Vec<StepMasks>,
     pub edges: Vec<EdgeC>,
     pub incoming: Vec<Vec<u16>>,
     pub within_tier: Vec<Vec<u16>>,
@@ -1265,6 +1290,61 @@ impl<'t> Compiler<'t> {
             return Err(self.diags);
         }
         let warnings = crate::lint::lint(&ladder, &rules, &step_rules, &derived_conds, &doc);
+        // Flatten: one table of distinct conditions (the same condition on several steps is
+        // evaluated once), and for each step's rule its effect, policy and table index.
+        let mut conds: Vec<Cond> = Vec::new();
+        let meta: Vec<Vec<(Effect, IfUnknown, u32)>> = step_rules
+            .iter()
+            .map(|list| {
+                list.iter()
+                    .map(|(r, c)| {
+                        let ix = match conds.iter().position(|x| x == c) {
+                            Some(i) => i,
+                            None => {
+                                conds.push(c.clone());
+                                conds.len() - 1
+                            }
+                        };
+                        let (effect, policy) = rules
+                            .get(usize::from(*r))
+                            .map_or((Effect::Note, IfUnknown::NoEffect), |x| {
+                                (x.effect, x.if_unknown)
+                            });
+                        (effect, policy, u32::try_from(ix).unwrap_or(u32::MAX))
+                    })
+                    .collect()
+            })
+            .collect();
+        let masks: Vec<StepMasks> = if conds.len() > MASK_CONDS {
+            Vec::new()
+        } else {
+            meta.iter()
+                .map(|list| {
+                    let mut m = StepMasks::default();
+                    for &(effect, policy, k) in list {
+                        let (w, bit) = (k as usize / 64, 1u64 << (k % 64));
+                        let target = match effect {
+                            Effect::Exclude => Some(&mut m.exclude),
+                            Effect::Continue => Some(&mut m.continues),
+                            Effect::Gate => Some(&mut m.gate),
+                            Effect::Offer => Some(&mut m.offer),
+                            Effect::Caution => Some(&mut m.caution),
+                            Effect::Note => None,
+                        };
+                        if let Some(slot) = target.and_then(|t| t.get_mut(w)) {
+                            *slot |= bit;
+                        }
+                        if matches!(effect, Effect::Caution | Effect::Exclude)
+                            && policy == IfUnknown::Caution
+                            && let Some(slot) = m.caution_if_unknown.get_mut(w)
+                        {
+                            *slot |= bit;
+                        }
+                    }
+                    m
+                })
+                .collect()
+        };
         Ok(RuleSet {
             stamp: Stamp {
                 id: doc.ruleset.id.clone(),
@@ -1307,6 +1387,9 @@ impl<'t> Compiler<'t> {
                 applicability: app_cond,
                 absent_when,
                 step_rules,
+                meta,
+                conds,
+                masks,
                 edges: graph.edges,
                 incoming: graph.incoming,
                 within_tier: graph.within_tier,

@@ -1,0 +1,253 @@
+//! Pathway benchmarks (criterion). Run with `cargo bench`; see BENCHMARKS.md.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use pathway::fhir::{ReadOptions, Reader, ValueSets, to_bundle};
+use pathway::rules::{Evaluation, MS_SPASTICITY_TOML, PatientGenerator, Prepared};
+use pathway::{Date, Outcome, Profile, RuleSet, Sex, StepRecord};
+
+const DATE: Date = Date::constant(2026, 11, 22);
+
+fn ruleset() -> RuleSet {
+    RuleSet::ms_spasticity().expect("the shipped rule set loads")
+}
+
+fn fixture_profile(name: &str) -> Profile {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/patients")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("profile")
+}
+
+/// The archetypal patients: new, first line failed, many comorbidities, missing data.
+fn archetypes() -> Vec<(&'static str, Profile)> {
+    let comorbid = fixture_profile("first-line-failed.json")
+        .with_fact("hepatic-impairment", true)
+        .with_fact("renal-impairment", true)
+        .with_fact("epilepsy", true)
+        .with_fact("heart-disease", true)
+        .with_fact("sleep-apnea", true)
+        .with_fact("falls-risk", true)
+        .with_fact("depression-suicidality", true)
+        .with_fact("relies-on-tone", true)
+        .with_medication("opioid")
+        .with_medication("cns-depressant")
+        .with_hypersensitivity("gabapentin")
+        .with_step("tizanidine", StepRecord::past(Outcome::Ineffective))
+        .with_step("dantrolene", StepRecord::current(None));
+    let missing = Profile::new(DATE, 34)
+        .with_sex(Sex::Female)
+        .with_fact("multiple-sclerosis", true)
+        .with_fact("spasticity", true);
+    vec![
+        ("new", fixture_profile("new-patient.json")),
+        (
+            "first-line-failed",
+            fixture_profile("first-line-failed.json"),
+        ),
+        ("many-comorbidities", comorbid),
+        ("missing-data", missing),
+    ]
+}
+
+fn load(c: &mut Criterion) {
+    c.bench_function("load/parse+validate+compile", |b| {
+        b.iter(|| RuleSet::from_toml("ms.toml", black_box(MS_SPASTICITY_TOML)).expect("loads"))
+    });
+}
+
+fn evaluate(c: &mut Criterion) {
+    let rs = ruleset();
+    let mut g = c.benchmark_group("evaluate");
+    let mut eval = Evaluation::default();
+    let mut prepared = Prepared::default();
+    for (name, p) in archetypes() {
+        let ready = rs.prepare(&p).expect("valid");
+        // The engine: statuses with their reasons, facts read and missing facts (indices into
+        // the rule set, texts borrowed), into a reused buffer.
+        g.bench_function(format!("{name}/explained"), |b| {
+            b.iter(|| {
+                rs.evaluate_into(black_box(&ready), &mut eval);
+                eval.statuses().count()
+            })
+        });
+        g.bench_function(format!("{name}/prepare+explained"), |b| {
+            b.iter(|| {
+                rs.prepare_into(black_box(&p), &mut prepared)
+                    .expect("valid");
+                rs.evaluate_into(&prepared, &mut eval);
+                eval.statuses().count()
+            })
+        });
+        // Everything as readable, serialisable text (what `evaluate` returns).
+        g.bench_function(format!("{name}/recommendation"), |b| {
+            b.iter(|| rs.evaluate(black_box(&p)).expect("evaluates"))
+        });
+    }
+    // 100,000 varied patients, cycled through: the per-patient figure over a population.
+    let pool: Vec<Profile> = PatientGenerator::new(&rs, 7).take(100_000).collect();
+    let mut i = 0usize;
+    g.bench_function("varied-100k/prepare+explained", |b| {
+        b.iter(|| {
+            i = (i + 1) % pool.len();
+            rs.prepare_into(black_box(&pool[i]), &mut prepared)
+                .expect("valid");
+            rs.evaluate_into(&prepared, &mut eval);
+            eval.statuses().count()
+        })
+    });
+    let ready: Vec<Prepared> = pool
+        .iter()
+        .take(20_000)
+        .map(|p| rs.prepare(p).expect("valid"))
+        .collect();
+    g.bench_function("varied-20k/explained", |b| {
+        b.iter(|| {
+            i = (i + 1) % ready.len();
+            rs.evaluate_into(black_box(&ready[i]), &mut eval);
+            eval.statuses().count()
+        })
+    });
+    g.bench_function("varied-100k/recommendation", |b| {
+        b.iter(|| {
+            i = (i + 1) % pool.len();
+            rs.evaluate(black_box(&pool[i])).expect("evaluates")
+        })
+    });
+    g.finish();
+}
+
+fn fhir(c: &mut Criterion) {
+    let rs = ruleset();
+    let reader = Reader::new(&rs, ValueSets::ms_spasticity(&rs).expect("value sets"));
+    let bundles: Vec<Vec<u8>> = PatientGenerator::new(&rs, 11)
+        .take(1000)
+        .enumerate()
+        .map(|(i, p)| {
+            to_bundle(&reader, &p, &format!("p{i}"))
+                .to_string()
+                .into_bytes()
+        })
+        .collect();
+    let mean = bundles.iter().map(Vec::len).sum::<usize>() / bundles.len();
+    let opts = ReadOptions::lenient(DATE);
+    let mut g = c.benchmark_group("fhir");
+    let mut i = 0usize;
+    g.bench_function(format!("bundle-{}B/parse+map+evaluate", mean), |b| {
+        b.iter(|| {
+            i = (i + 1) % bundles.len();
+            let r = reader
+                .read_bundle(black_box(&bundles[i]), &opts)
+                .expect("reads");
+            rs.evaluate(&r.profile).expect("evaluates")
+        })
+    });
+    g.finish();
+
+    // Batch through the library on every core: parse, map, evaluate and serialise.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut g = c.benchmark_group("batch");
+    g.throughput(Throughput::Elements(bundles.len() as u64));
+    g.sample_size(20);
+    g.bench_function(
+        format!("{}-bundles-{threads}-threads", bundles.len()),
+        |b| {
+            b.iter(|| {
+                std::thread::scope(|s| {
+                    for chunk in bundles.chunks(bundles.len().div_ceil(threads)) {
+                        let (rs, reader, opts) = (&rs, &reader, &opts);
+                        s.spawn(move || {
+                            let mut out = Vec::with_capacity(1 << 16);
+                            for bytes in chunk {
+                                let r = reader.read_bundle(bytes, opts).expect("reads");
+                                let rec = rs.evaluate(&r.profile).expect("evaluates");
+                                out.clear();
+                                serde_json::to_writer(&mut out, &rec).expect("serialises");
+                            }
+                            out.len()
+                        });
+                    }
+                })
+            })
+        },
+    );
+    g.finish();
+}
+
+/// The shipped rule set with its rules repeated `n` times (same steps).
+fn more_rules(n: usize) -> String {
+    let start = MS_SPASTICITY_TOML.find("\n[[rule]]\n").expect("rules");
+    let rules = &MS_SPASTICITY_TOML[start..];
+    let mut text = MS_SPASTICITY_TOML.to_owned();
+    for k in 1..n {
+        text.push_str(&rules.replace("\nid = \"", &format!("\nid = \"copy{k}.")));
+    }
+    text
+}
+
+/// The shipped rule set with its ladder (and rules) repeated `n` times: n x the steps.
+fn more_steps(n: usize) -> String {
+    let steps_at = MS_SPASTICITY_TOML.find("\n[[step]]\n").expect("steps");
+    let facts_at = MS_SPASTICITY_TOML.find("\n[facts.").expect("facts");
+    let rules_at = MS_SPASTICITY_TOML.find("\n[[rule]]\n").expect("rules");
+    let ladder = &MS_SPASTICITY_TOML[steps_at..facts_at];
+    let rules = &MS_SPASTICITY_TOML[rules_at..];
+    let rs = ruleset();
+    let mut ids: Vec<String> = rs.ladder().steps().map(|s| s.id.to_string()).collect();
+    ids.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let rename = |text: &str, k: usize| {
+        let mut t = text.to_owned();
+        for id in &ids {
+            t = t
+                .replace(&format!("\"{id}\""), &format!("\"{id}-x{k}\""))
+                .replace(&format!("({id})"), &format!("({id}-x{k})"));
+        }
+        t
+    };
+    let mut text = MS_SPASTICITY_TOML.to_owned();
+    for k in 1..n {
+        text.push_str(&rename(ladder, k));
+        text.push_str(&rename(rules, k).replace("\nid = \"R", &format!("\nid = \"x{k}.R")));
+    }
+    text
+}
+
+fn scaling(c: &mut Criterion) {
+    let base = ruleset();
+    let pool: Vec<Profile> = PatientGenerator::new(&base, 3).take(10_000).collect();
+    let mut g = c.benchmark_group("scaling");
+    for (name, text) in [
+        ("1x", MS_SPASTICITY_TOML.to_owned()),
+        ("10x-rules", more_rules(10)),
+        ("10x-steps", more_steps(10)),
+    ] {
+        let rs = RuleSet::from_toml(name, &text).unwrap_or_else(|e| panic!("{e}"));
+        let mut i = 0usize;
+        g.bench_function(
+            format!(
+                "evaluate/{name}-{}-steps-{}-rules",
+                rs.ladder().len(),
+                rs.rules().count()
+            ),
+            |b| {
+                b.iter(|| {
+                    i = (i + 1) % pool.len();
+                    rs.evaluate(black_box(&pool[i])).expect("evaluates")
+                })
+            },
+        );
+        g.bench_function(format!("load/{name}"), |b| {
+            b.iter_batched(
+                || text.clone(),
+                |t| RuleSet::from_toml("x", &t).expect("loads"),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, load, evaluate, fhir, scaling);
+criterion_main!(benches);
