@@ -1,4 +1,11 @@
 //! Pathway benchmarks (criterion). Run with `cargo bench`; see BENCHMARKS.md.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
 
 use std::hint::black_box;
 use std::path::Path;

@@ -26,14 +26,11 @@ pub(crate) struct Entry<'a> {
     pub resource: Option<&'a RawValue>,
 }
 
-/// What every resource is first read as.
+/// Just the type of a resource.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Head {
     pub resource_type: Option<String>,
-    pub id: Option<String>,
-    #[serde(default)]
-    pub modifier_extension: Vec<IgnoredAny>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -79,30 +76,35 @@ pub(crate) struct Period {
     pub start: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Dosage {
+    pub route: Option<CodeableConcept>,
+}
+
+/// Every field Pathway reads from a Patient, Condition, Observation, MedicationStatement,
+/// Procedure, AllergyIntolerance or Medication, in one struct: their types agree, so a whole
+/// Bundle parses in one pass.
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Patient {
+pub(crate) struct AnyResource {
+    pub resource_type: Option<String>,
+    pub id: Option<String>,
+    #[serde(default)]
+    pub modifier_extension: Vec<IgnoredAny>,
+    // Patient
     pub gender: Option<String>,
     pub birth_date: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Condition {
+    // Condition, AllergyIntolerance
     pub clinical_status: Option<CodeableConcept>,
     pub verification_status: Option<CodeableConcept>,
-    pub code: Option<CodeableConcept>,
-    pub subject: Option<Reference>,
     pub onset_date_time: Option<String>,
     pub onset_period: Option<Period>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Observation {
-    pub status: Option<String>,
+    pub patient: Option<Reference>,
+    // shared
     pub code: Option<CodeableConcept>,
     pub subject: Option<Reference>,
+    pub status: Option<String>,
+    // Observation
     pub effective_date_time: Option<String>,
     pub effective_instant: Option<String>,
     pub effective_period: Option<Period>,
@@ -112,44 +114,39 @@ pub(crate) struct Observation {
     pub value_integer: Option<i64>,
     pub value_quantity: Option<Quantity>,
     pub value_codeable_concept: Option<CodeableConcept>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct Dosage {
-    pub route: Option<CodeableConcept>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct MedicationStatement {
-    pub status: Option<String>,
+    // MedicationStatement
     pub medication_codeable_concept: Option<CodeableConcept>,
     pub medication_reference: Option<Reference>,
-    pub subject: Option<Reference>,
     #[serde(default)]
     pub dosage: Vec<Dosage>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Procedure {
-    pub status: Option<String>,
-    pub code: Option<CodeableConcept>,
+    // Procedure
     #[serde(default)]
     pub used_code: Vec<CodeableConcept>,
-    pub subject: Option<Reference>,
+}
+
+/// A Bundle parsed in one pass.
+#[derive(Debug, Deserialize)]
+pub(crate) struct FastBundle {
+    #[serde(rename = "resourceType")]
+    pub resource_type: Option<String>,
+    #[serde(default)]
+    pub entry: Vec<FastEntry>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct AllergyIntolerance {
-    pub clinical_status: Option<CodeableConcept>,
-    pub verification_status: Option<CodeableConcept>,
-    pub code: Option<CodeableConcept>,
-    pub patient: Option<Reference>,
+pub(crate) struct FastEntry {
+    #[serde(rename = "fullUrl")]
+    pub full_url: Option<String>,
+    pub resource: Option<Box<AnyResource>>,
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct Medication {
-    pub code: Option<CodeableConcept>,
-}
+/// The resource types Pathway reads.
+pub(crate) const READ_TYPES: [&str; 7] = [
+    "Patient",
+    "Condition",
+    "Observation",
+    "MedicationStatement",
+    "Procedure",
+    "AllergyIntolerance",
+    "Medication",
+];

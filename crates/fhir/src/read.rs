@@ -151,23 +151,36 @@ pub(crate) struct Raw<'a> {
     pub json: &'a RawValue,
 }
 
-/// A resource whose head has been read.
-struct Res<'a> {
+/// A resource, read.
+struct Res {
     index: usize,
-    full_url: Option<&'a str>,
+    full_url: Option<String>,
     kind: String,
     id: Option<String>,
-    json: &'a RawValue,
     /// How the resource is named in provenance and messages (`Observation/abc`).
     label: String,
+    res: Box<model::AnyResource>,
+    /// Not to be read (a modifierExtension in lenient mode).
+    skipped: bool,
 }
 
-impl Res<'_> {
-    fn label(kind: &str, id: Option<&str>, full_url: Option<&str>, index: usize) -> String {
-        match (id, full_url) {
+impl Res {
+    fn new(index: usize, full_url: Option<String>, res: Box<model::AnyResource>) -> Res {
+        let kind = res.resource_type.clone().unwrap_or_default();
+        let id = res.id.clone();
+        let label = match (&id, &full_url) {
             (Some(id), _) => format!("{kind}/{id}"),
-            (None, Some(u)) => u.to_owned(),
+            (None, Some(u)) => u.clone(),
             (None, None) => format!("{kind} in entry {index}"),
+        };
+        Res {
+            index,
+            full_url,
+            kind,
+            id,
+            label,
+            res,
+            skipped: false,
         }
     }
 
@@ -178,8 +191,8 @@ impl Res<'_> {
     /// The strings a reference to this resource may use.
     fn aliases(&self) -> Vec<String> {
         let mut v = Vec::new();
-        if let Some(u) = self.full_url {
-            v.push(u.to_owned());
+        if let Some(u) = &self.full_url {
+            v.push(u.clone());
         }
         if let Some(id) = &self.id {
             v.push(format!("{}/{id}", self.kind));
@@ -289,6 +302,22 @@ impl<'r> Reader<'r> {
 
     /// Reads one R4 Bundle (`collection`, `searchset`, `transaction`, `document`, ...).
     pub fn read_bundle(&self, json: &[u8], opts: &ReadOptions) -> Result<Reading, FhirError> {
+        // The fast path: the whole Bundle in one pass. Anything it cannot read (malformed
+        // JSON, a field of the wrong type anywhere) goes the careful way below, which says
+        // which entry and field are at fault.
+        // UTF-8 is checked once here, not again for every string.
+        if let Ok(text) = std::str::from_utf8(json)
+            && let Ok(fast) = serde_json::from_str::<model::FastBundle>(text)
+            && fast.resource_type.as_deref() == Some("Bundle")
+        {
+            let resources = fast
+                .entry
+                .into_iter()
+                .enumerate()
+                .filter_map(|(index, e)| Some(Res::new(index, e.full_url, e.resource?)))
+                .collect();
+            return self.map(resources, Vec::new(), opts);
+        }
         let bundle: model::Bundle<'_> =
             serde_json::from_slice(json).map_err(|e| FhirError::Json {
                 message: e.to_string(),
@@ -316,7 +345,7 @@ impl<'r> Reader<'r> {
         self.read_resources(&raws, opts)
     }
 
-    /// Reads a set of resources that belong to one patient.
+    /// Reads a set of resources that belong to one patient, one at a time.
     pub(crate) fn read_resources(
         &self,
         raws: &[Raw<'_>],
@@ -325,40 +354,88 @@ impl<'r> Reader<'r> {
         let mut warnings = Vec::new();
         let mut resources = Vec::with_capacity(raws.len());
         for raw in raws {
-            let head: model::Head = match peek_head(raw.json).map_or_else(|| parse(raw.json), Ok) {
-                Ok(h) => h,
+            let kind = match peek_head(raw.json).map_or_else(|| parse::<model::Head>(raw.json), Ok)
+            {
+                Ok(h) => h.resource_type.unwrap_or_default(),
                 Err((field, message)) => {
                     let resource = format!("entry {}", raw.index);
                     skip(opts, &mut warnings, raw.index, resource, field, message)?;
                     continue;
                 }
             };
-            let kind = head.resource_type.unwrap_or_default();
-            let label = Res::label(&kind, head.id.as_deref(), raw.full_url, raw.index);
-            let res = Res {
-                index: raw.index,
-                full_url: raw.full_url,
-                kind,
-                id: head.id,
-                json: raw.json,
-                label,
-            };
-            if !head.modifier_extension.is_empty() {
-                if opts.strict {
-                    return Err(FhirError::ModifierExtension {
-                        entry: res.index,
-                        resource: res.name(),
-                    });
-                }
-                warnings.push(Warning {
-                    entry: Some(res.index),
-                    resource: Some(res.name()),
-                    message: "has a modifierExtension that may change its meaning; skipped".into(),
+            let full_url = raw.full_url.map(str::to_owned);
+            if !model::READ_TYPES.contains(&kind.as_str()) {
+                // Not read: only counted.
+                let res = Box::new(model::AnyResource {
+                    resource_type: Some(kind),
+                    ..model::AnyResource::default()
                 });
+                resources.push(Res::new(raw.index, full_url, res));
                 continue;
             }
-            resources.push(res);
+            match parse::<Box<model::AnyResource>>(raw.json) {
+                Ok(res) => resources.push(Res::new(raw.index, full_url, res)),
+                Err((field, message)) => {
+                    // Name it by its id, which a field of the wrong type elsewhere does not hide.
+                    #[derive(serde::Deserialize)]
+                    struct IdOnly {
+                        id: Option<String>,
+                    }
+                    let id = serde_json::from_str::<IdOnly>(raw.json.get())
+                        .ok()
+                        .and_then(|h| h.id);
+                    let resource = Res::new(
+                        raw.index,
+                        full_url,
+                        Box::new(model::AnyResource {
+                            resource_type: Some(kind.clone()),
+                            id,
+                            ..model::AnyResource::default()
+                        }),
+                    )
+                    .name();
+                    if kind == "Patient" {
+                        // Without its Patient a record cannot be read at all.
+                        return Err(FhirError::Malformed {
+                            entry: raw.index,
+                            resource,
+                            field,
+                            message,
+                        });
+                    }
+                    skip(opts, &mut warnings, raw.index, resource, field, message)?;
+                }
+            }
         }
+        self.map(resources, warnings, opts)
+    }
+
+    /// Maps read resources to a profile.
+    fn map(
+        &self,
+        resources: Vec<Res>,
+        mut warnings: Vec<Warning>,
+        opts: &ReadOptions,
+    ) -> Result<Reading, FhirError> {
+        let mut resources = resources;
+        for res in &mut resources {
+            if res.res.modifier_extension.is_empty() {
+                continue;
+            }
+            if opts.strict {
+                return Err(FhirError::ModifierExtension {
+                    entry: res.index,
+                    resource: res.name(),
+                });
+            }
+            warnings.push(Warning {
+                entry: Some(res.index),
+                resource: Some(res.name()),
+                message: "has a modifierExtension that may change its meaning; skipped".into(),
+            });
+            res.skipped = true;
+        }
+        resources.retain(|r| !r.skipped);
         let mut m = Mapper {
             reader: self,
             opts,
@@ -374,21 +451,21 @@ impl<'r> Reader<'r> {
         };
         m.patient(&resources)?;
         for r in &resources {
-            if r.kind == "Medication" {
-                if let Some(model::Medication { code: Some(code) }) = m.typed(r)? {
-                    for a in r.aliases() {
-                        m.medications.insert(a, code.clone());
-                    }
+            if r.kind == "Medication"
+                && let Some(code) = &r.res.code
+            {
+                for a in r.aliases() {
+                    m.medications.insert(a, code.clone());
                 }
             }
         }
         for r in &resources {
             match r.kind.as_str() {
-                "Condition" => m.condition(r)?,
-                "Observation" => m.observation(r)?,
-                "MedicationStatement" => m.medication_statement(r)?,
-                "Procedure" => m.procedure(r)?,
-                "AllergyIntolerance" => m.allergy(r)?,
+                "Condition" => m.condition(r),
+                "Observation" => m.observation(r),
+                "MedicationStatement" => m.medication_statement(r),
+                "Procedure" => m.procedure(r),
+                "AllergyIntolerance" => m.allergy(r),
                 "Patient" | "Medication" => {}
                 _ => m.ignored += 1,
             }
@@ -410,50 +487,32 @@ fn parse<T: DeserializeOwned>(raw: &RawValue) -> Result<T, (String, String)> {
                     let inner = e.into_inner().to_string();
                     // serde_json appends " at line L column C" relative to the resource.
                     let message = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
-                    Err((if path == "." { "(resource)".to_owned() } else { path }, message))
+                    Err((
+                        if path == "." {
+                            "(resource)".to_owned()
+                        } else {
+                            path
+                        },
+                        message,
+                    ))
                 }
             }
         }
     }
 }
 
-/// The resource type and id, read without parsing when they come first (as FHIR JSON writers
-/// put them) and there is no modifierExtension anywhere; `None` means "parse the head".
+/// The resource type, read without parsing when it comes first (as FHIR JSON writers put
+/// it); `None` means "parse the head".
 fn peek_head(raw: &RawValue) -> Option<model::Head> {
-    fn string(rest: &str) -> Option<(&str, &str)> {
-        let rest = rest.strip_prefix('"')?;
-        let end = rest.find('"')?;
-        let value = rest.get(..end)?;
-        if value.contains('\\') {
-            return None;
-        }
-        Some((value, rest.get(end + 1..)?))
-    }
-    fn key<'t>(rest: &'t str, name: &str) -> Option<&'t str> {
-        let (k, rest) = string(rest.trim_start())?;
-        (k == name).then_some(())?;
-        rest.trim_start().strip_prefix(':').map(str::trim_start)
-    }
-    let text = raw.get();
-    if text.contains("\"modifierExtension\"") {
-        return None;
-    }
-    let rest = text.trim_start().strip_prefix('{')?;
-    let (kind, rest) = string(key(rest, "resourceType")?)?;
-    let rest = rest.trim_start();
-    let id = match rest.strip_prefix(',') {
-        Some(after) => match key(after, "id") {
-            Some(v) => Some(string(v)?.0.to_owned()),
-            // No id right after the type: only if the resource has no top-level id at all can
-            // we skip the parse, and that we cannot tell cheaply.
-            None => return None,
-        },
-        None => None,
-    };
-    Some(model::Head {
+    let rest = raw.get().trim_start().strip_prefix('{')?.trim_start();
+    let rest = rest
+        .strip_prefix("\"resourceType\"")?
+        .trim_start()
+        .strip_prefix(':')?;
+    let rest = rest.trim_start().strip_prefix('"')?;
+    let kind = rest.get(..rest.find('"')?)?;
+    (!kind.contains('\\')).then(|| model::Head {
         resource_type: Some(kind.to_owned()),
-        id,
-        modifier_extension: Vec::new(),
     })
 }
 
@@ -498,30 +557,12 @@ struct Mapper<'m, 'r> {
 }
 
 impl Mapper<'_, '_> {
-    fn warn(&mut self, r: &Res<'_>, message: impl Into<String>) {
+    fn warn(&mut self, r: &Res, message: impl Into<String>) {
         self.warnings.push(Warning {
             entry: Some(r.index),
             resource: Some(r.name()),
             message: message.into(),
         });
-    }
-
-    /// Parses a resource; a malformed one is an error (strict) or skipped (`None`).
-    fn typed<T: DeserializeOwned>(&mut self, r: &Res<'_>) -> Result<Option<T>, FhirError> {
-        match parse(r.json) {
-            Ok(t) => Ok(Some(t)),
-            Err((field, message)) => {
-                skip(
-                    self.opts,
-                    &mut self.warnings,
-                    r.index,
-                    r.name(),
-                    field,
-                    message,
-                )?;
-                Ok(None)
-            }
-        }
     }
 
     fn provenance(&mut self, key: &str, from: &str) {
@@ -532,7 +573,7 @@ impl Mapper<'_, '_> {
     }
 
     /// Whether a subject reference points at the patient; warns and says no otherwise.
-    fn belongs(&mut self, r: &Res<'_>, subject: Option<&Reference>) -> bool {
+    fn belongs(&mut self, r: &Res, subject: Option<&Reference>) -> bool {
         let Some(reference) = subject.and_then(|s| s.reference.as_deref()) else {
             return true;
         };
@@ -548,8 +589,8 @@ impl Mapper<'_, '_> {
         ok
     }
 
-    fn patient(&mut self, resources: &[Res<'_>]) -> Result<(), FhirError> {
-        let patients: Vec<&Res<'_>> = resources.iter().filter(|r| r.kind == "Patient").collect();
+    fn patient(&mut self, resources: &[Res]) -> Result<(), FhirError> {
+        let patients: Vec<&Res> = resources.iter().filter(|r| r.kind == "Patient").collect();
         let p = match patients.as_slice() {
             [] => return Err(FhirError::NoPatient),
             [p] => *p,
@@ -560,21 +601,14 @@ impl Mapper<'_, '_> {
             }
         };
         let name = p.name();
-        let patient: model::Patient = match parse(p.json) {
-            Ok(x) => x,
-            Err((field, message)) => {
-                return Err(FhirError::Malformed {
-                    entry: p.index,
-                    resource: name,
-                    field,
-                    message,
-                });
-            }
-        };
+        let patient = &p.res;
         self.patient_refs = p.aliases();
-        let birth = patient.birth_date.ok_or_else(|| FhirError::NoBirthDate {
-            patient: name.clone(),
-        })?;
+        let birth = patient
+            .birth_date
+            .clone()
+            .ok_or_else(|| FhirError::NoBirthDate {
+                patient: name.clone(),
+            })?;
         let bad = |problem| FhirError::BadBirthDate {
             patient: name.clone(),
             value: birth.clone(),
@@ -602,12 +636,10 @@ impl Mapper<'_, '_> {
         self.provenance(fact, from);
     }
 
-    fn condition(&mut self, r: &Res<'_>) -> Result<(), FhirError> {
-        let Some(c) = self.typed::<model::Condition>(r)? else {
-            return Ok(());
-        };
+    fn condition(&mut self, r: &Res) {
+        let c = &r.res;
         if !self.belongs(r, c.subject.as_ref()) {
-            return Ok(());
+            return;
         }
         if !status_is(c.clinical_status.as_ref(), &["active"])
             || status_is(
@@ -615,7 +647,7 @@ impl Mapper<'_, '_> {
                 &["refuted", "entered-in-error"],
             )
         {
-            return Ok(());
+            return;
         }
         let from = r.name();
         let reader = self.reader;
@@ -627,7 +659,7 @@ impl Mapper<'_, '_> {
         }
         if matched.is_empty() {
             self.ignored += 1;
-            return Ok(());
+            return;
         }
         let onset = c
             .onset_date_time
@@ -660,22 +692,19 @@ impl Mapper<'_, '_> {
                 },
             }
         }
-        Ok(())
     }
 
-    fn observation(&mut self, r: &Res<'_>) -> Result<(), FhirError> {
-        let Some(o) = self.typed::<model::Observation>(r)? else {
-            return Ok(());
-        };
+    fn observation(&mut self, r: &Res) {
+        let o = &r.res;
         if !self.belongs(r, o.subject.as_ref()) {
-            return Ok(());
+            return;
         }
         if !matches!(o.status.as_deref(), Some("final" | "amended" | "corrected")) {
-            return Ok(());
+            return;
         }
         let Some(code) = &o.code else {
             self.ignored += 1;
-            return Ok(());
+            return;
         };
         let at = o
             .effective_date_time
@@ -697,12 +726,12 @@ impl Mapper<'_, '_> {
                     r,
                     "outcome Observation without a urn:pathway:value outcome; skipped",
                 );
-                return Ok(());
+                return;
             };
             let focus: Vec<String> = o.focus.iter().filter_map(|f| f.reference.clone()).collect();
             if focus.is_empty() {
                 self.warn(r, "outcome Observation without a focus; skipped");
-                return Ok(());
+                return;
             }
             self.outcomes.push(OutcomeObs {
                 at,
@@ -710,15 +739,17 @@ impl Mapper<'_, '_> {
                 outcome,
                 from: r.name(),
             });
-            return Ok(());
+            return;
         }
-                let reader = self.reader;
-        let map: Option<&ObservationMap> = code.codes().find_map(|(s, c)| reader.vs.observations.get(s, c));
+        let reader = self.reader;
+        let map: Option<&ObservationMap> = code
+            .codes()
+            .find_map(|(s, c)| reader.vs.observations.get(s, c));
         let Some(map) = map else {
             self.ignored += 1;
-            return Ok(());
+            return;
         };
-        match self.value(map, &o) {
+        match self.value(map, o) {
             Ok(value) => self
                 .observed
                 .entry(map.fact.clone())
@@ -730,11 +761,10 @@ impl Mapper<'_, '_> {
                 }),
             Err(why) => self.warn(r, format!("`{}`: {why}; skipped", map.fact)),
         }
-        Ok(())
     }
 
     /// The fact value an Observation carries.
-    fn value(&self, map: &ObservationMap, o: &model::Observation) -> Result<FactValue, String> {
+    fn value(&self, map: &ObservationMap, o: &model::AnyResource) -> Result<FactValue, String> {
         if let Some(cc) = &o.value_codeable_concept {
             for (s, c) in cc.codes() {
                 if let Some(v) = map.answers.get(s, c) {
@@ -793,10 +823,7 @@ impl Mapper<'_, '_> {
     /// The step a code (with dosage routes) names, if any.
     fn step_for(&self, cc: &CodeableConcept, routes: &[&CodeableConcept]) -> Option<StepId> {
         let vs = &self.reader.vs;
-        let step = cc
-            .codes()
-            .find_map(|(s, c)| vs.steps.get(s, c))?
-            .clone();
+        let step = cc.codes().find_map(|(s, c)| vs.steps.get(s, c))?.clone();
         for route in &vs.routes {
             if route.drug == step
                 && routes.iter().any(|r| {
@@ -810,12 +837,10 @@ impl Mapper<'_, '_> {
         Some(step)
     }
 
-    fn medication_statement(&mut self, r: &Res<'_>) -> Result<(), FhirError> {
-        let Some(ms) = self.typed::<model::MedicationStatement>(r)? else {
-            return Ok(());
-        };
+    fn medication_statement(&mut self, r: &Res) {
+        let ms = &r.res;
         if !self.belongs(r, ms.subject.as_ref()) {
-            return Ok(());
+            return;
         }
         let code = match (&ms.medication_codeable_concept, &ms.medication_reference) {
             (Some(c), _) => Some(c.clone()),
@@ -834,7 +859,7 @@ impl Mapper<'_, '_> {
         };
         let Some(code) = code else {
             self.ignored += 1;
-            return Ok(());
+            return;
         };
         let status = ms.status.as_deref().unwrap_or("");
         let routes: Vec<&CodeableConcept> =
@@ -844,7 +869,7 @@ impl Mapper<'_, '_> {
                 "active" => (true, false),
                 "completed" | "stopped" | "on-hold" => (false, false),
                 "not-taken" => (false, true),
-                "entered-in-error" => return Ok(()),
+                "entered-in-error" => return,
                 other => {
                     self.warn(
                         r,
@@ -852,7 +877,7 @@ impl Mapper<'_, '_> {
                             "status `{other}` is not a current, past or declined record; skipped"
                         ),
                     );
-                    return Ok(());
+                    return;
                 }
             };
             self.records.push(StepRec {
@@ -862,16 +887,11 @@ impl Mapper<'_, '_> {
                 declined,
                 from: r.name(),
             });
-            return Ok(());
+            return;
         }
         let class = code
             .codes()
-            .find_map(|(s, c)| {
-                self.reader
-                    .vs
-                    .medications
-                    .get(s, c)
-            })
+            .find_map(|(s, c)| self.reader.vs.medications.get(s, c))
             .cloned();
         match class {
             Some(class) if status == "active" => {
@@ -881,15 +901,12 @@ impl Mapper<'_, '_> {
             Some(_) => {}
             None => self.ignored += 1,
         }
-        Ok(())
     }
 
-    fn procedure(&mut self, r: &Res<'_>) -> Result<(), FhirError> {
-        let Some(p) = self.typed::<model::Procedure>(r)? else {
-            return Ok(());
-        };
+    fn procedure(&mut self, r: &Res) {
+        let p = &r.res;
         if !self.belongs(r, p.subject.as_ref()) {
-            return Ok(());
+            return;
         }
         let step = p
             .code
@@ -898,19 +915,19 @@ impl Mapper<'_, '_> {
             .find_map(|c| self.step_for(c, &[]));
         let Some(step) = step else {
             self.ignored += 1;
-            return Ok(());
+            return;
         };
         let (current, declined) = match p.status.as_deref().unwrap_or("") {
             "in-progress" => (true, false),
             "completed" | "stopped" | "on-hold" => (false, false),
             "not-done" => (false, true),
-            "entered-in-error" | "preparation" => return Ok(()),
+            "entered-in-error" | "preparation" => return,
             other => {
                 self.warn(
                     r,
                     format!("status `{other}` is not a current, past or declined record; skipped"),
                 );
-                return Ok(());
+                return;
             }
         };
         self.records.push(StepRec {
@@ -920,15 +937,12 @@ impl Mapper<'_, '_> {
             declined,
             from: r.name(),
         });
-        Ok(())
     }
 
-    fn allergy(&mut self, r: &Res<'_>) -> Result<(), FhirError> {
-        let Some(a) = self.typed::<model::AllergyIntolerance>(r)? else {
-            return Ok(());
-        };
+    fn allergy(&mut self, r: &Res) {
+        let a = &r.res;
         if !self.belongs(r, a.patient.as_ref()) {
-            return Ok(());
+            return;
         }
         // C2: counts when clinicalStatus is active or absent.
         let active = a
@@ -941,14 +955,12 @@ impl Mapper<'_, '_> {
                 &["refuted", "entered-in-error"],
             )
         {
-            return Ok(());
+            return;
         }
         let vs = &self.reader.vs;
         let step = a.code.as_ref().and_then(|cc| {
             cc.codes()
-                .find_map(|(s, c)| {
-                    vs.allergens.get(s, c).or_else(|| vs.steps.get(s, c))
-                })
+                .find_map(|(s, c)| vs.allergens.get(s, c).or_else(|| vs.steps.get(s, c)))
                 .cloned()
         });
         match step {
@@ -958,7 +970,6 @@ impl Mapper<'_, '_> {
             }
             None => self.ignored += 1,
         }
-        Ok(())
     }
 
     fn finish(mut self) -> Reading {
@@ -1110,5 +1121,21 @@ mod tests {
             None,
             "a time needs a zone in FHIR"
         );
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    #[test]
+    fn generated_and_vignette_shaped_bundles_take_the_one_pass_path() {
+        let rs = RuleSet::ms_spasticity().unwrap();
+        let reader = Reader::new(&rs, crate::ValueSets::ms_spasticity(&rs).unwrap());
+        for p in pathway_rules::PatientGenerator::new(&rs, 5).take(50) {
+            let b = crate::to_bundle(&reader, &p, "x").to_string();
+            let r = serde_json::from_str::<model::FastBundle>(&b);
+            assert!(r.is_ok(), "{:?}", r.err());
+        }
     }
 }

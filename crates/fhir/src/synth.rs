@@ -135,16 +135,14 @@ pub fn to_bundle(reader: &Reader<'_>, profile: &Profile, id: &str) -> Value {
         let mut o = json!({"resourceType": "Observation", "status": "final",
             "code": coding(FACT_SYSTEM, fact), "subject": subject, "effectiveDateTime": date});
         let unknown_answer = |fact: &str| {
-            vs.observations
-                .get(FACT_SYSTEM, fact)
-                .and_then(|m| {
-                    first(
-                        m.answers
-                            .iter()
-                            .filter(|(_, v)| **v == FactValue::Unknown)
-                            .map(|(k, _)| k),
-                    )
-                })
+            vs.observations.get(FACT_SYSTEM, fact).and_then(|m| {
+                first(
+                    m.answers
+                        .iter()
+                        .filter(|(_, v)| **v == FactValue::Unknown)
+                        .map(|(k, _)| k),
+                )
+            })
         };
         match (value, &def.kind) {
             (FactValue::Bool(b), _) => set(&mut o, "valueBoolean", json!(b)),

@@ -304,9 +304,7 @@ impl ValueSets {
                 unless_observed: c.unless_observed,
             };
             for code in &c.codes {
-                vs.conditions
-                    .entry(key(&place, code)?)
-                    .push(map.clone());
+                vs.conditions.entry(key(&place, code)?).push(map.clone());
             }
             for p in &c.prefixes {
                 let (system, prefix) = key(&place, p)?;
@@ -414,7 +412,12 @@ impl ValueSets {
     }
 
     /// Calls `f` with each Condition mapping of a code: exact codes, then prefixes.
-    pub(crate) fn condition_facts<'s>(&'s self, system: &str, code: &str, mut f: impl FnMut(&'s ConditionMap)) {
+    pub(crate) fn condition_facts<'s>(
+        &'s self,
+        system: &str,
+        code: &str,
+        mut f: impl FnMut(&'s ConditionMap),
+    ) {
         if let Some(v) = self.conditions.get(system, code) {
             v.iter().for_each(&mut f);
         }

@@ -854,26 +854,26 @@ impl Flags {
         t: &crate::ruleset::Bits,
         u: &crate::ruleset::Bits,
     ) -> Flags {
-        let mut f = [0u64; 8];
+        let word = |a: &crate::ruleset::Bits, i: usize| a.get(i).copied().unwrap_or(0);
+        let (mut ex, mut co, mut ga, mut gs, mut gf, mut of, mut ca) = (0, 0, 0, 0, 0, 0, 0);
         for w in 0..4 {
-            let (x, y) = (t[w], u[w]);
-            f[0] |= m.exclude[w] & x;
-            f[1] |= m.continues[w] & x;
-            f[2] |= m.gate[w];
-            f[3] |= m.gate[w] & !x;
-            f[4] |= m.gate[w] & !(x | y);
-            f[5] |= m.offer[w] & x;
-            f[6] |= m.caution[w] & x;
-            f[7] |= m.caution_if_unknown[w] & y;
+            let (x, y) = (word(t, w), word(u, w));
+            ex |= word(&m.exclude, w) & x;
+            co |= word(&m.continues, w) & x;
+            ga |= word(&m.gate, w);
+            gs |= word(&m.gate, w) & !x;
+            gf |= word(&m.gate, w) & !(x | y);
+            of |= word(&m.offer, w) & x;
+            ca |= (word(&m.caution, w) & x) | (word(&m.caution_if_unknown, w) & y);
         }
         Flags {
-            excluded: f[0] != 0,
-            continuing: f[1] != 0,
-            has_gate: f[2] != 0,
-            gates_shut: f[3] != 0,
-            gate_false: f[4] != 0,
-            offer: f[5] != 0,
-            caution: f[6] | f[7] != 0,
+            excluded: ex != 0,
+            continuing: co != 0,
+            has_gate: ga != 0,
+            gates_shut: gs != 0,
+            gate_false: gf != 0,
+            offer: of != 0,
+            caution: ca != 0,
         }
     }
 
