@@ -32,6 +32,7 @@ pub struct Options {
     pub fail_fast: bool,
     pub strict: bool,
     pub jobs: Option<usize>,
+    pub detail: crate::Detail,
 }
 
 /// One record to evaluate.
@@ -57,14 +58,49 @@ struct Done {
 
 /// One line of the output file.
 #[derive(Serialize)]
-struct OutLine<'a> {
+struct OutLine<'a, T> {
     patient: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     line: Option<usize>,
-    result: &'a pathway_rules::Recommendation,
+    result: T,
 }
 
-fn evaluate(rs: &RuleSet, reader: &Reader<'_>, opts: &ReadOptions, job: Job, source: &str) -> Done {
+/// The summary of one step (`--detail summary`).
+#[derive(Serialize)]
+struct StepSummary<'a> {
+    step: &'a str,
+    status: Status,
+    rules: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    missing: Vec<&'a str>,
+}
+
+/// The summary of one patient.
+#[derive(Serialize)]
+struct Summary<'a> {
+    ruleset: &'a pathway_rules::Stamp,
+    applicable: bool,
+    steps: Vec<StepSummary<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
+}
+
+/// A worker's reusable buffers.
+#[derive(Default)]
+struct Scratch {
+    prepared: pathway_rules::Prepared,
+    eval: pathway_rules::Evaluation,
+}
+
+fn evaluate(
+    rs: &RuleSet,
+    reader: &Reader<'_>,
+    opts: &ReadOptions,
+    job: Job,
+    source: &str,
+    detail: crate::Detail,
+    scratch: &mut Scratch,
+) -> Done {
     let where_ = |line: Option<usize>| match line {
         Some(l) => format!("{source}:{l}"),
         None => source.to_owned(),
@@ -77,21 +113,57 @@ fn evaluate(rs: &RuleSet, reader: &Reader<'_>, opts: &ReadOptions, job: Job, sou
         Item::Failed(m) => Err(m),
     };
     let result = reading.and_then(|r| {
-        let mut rec = rs
-            .evaluate(&r.profile)
+        rs.prepare_into(&r.profile, &mut scratch.prepared)
             .map_err(|e| format!("{}: {} {e}", where_(job.line), r.patient))?;
-        rec.warnings = r.warnings.iter().map(ToString::to_string).collect();
-        let statuses = rec.steps.iter().map(|s| s.status).collect();
+        rs.evaluate_into(&scratch.prepared, &mut scratch.eval);
+        let statuses = scratch.eval.statuses().collect();
+        let warnings: Vec<String> = r.warnings.iter().map(ToString::to_string).collect();
         let mut buf = Vec::with_capacity(4096);
-        serde_json::to_writer(
-            &mut buf,
-            &OutLine {
-                patient: &r.patient,
-                line: job.line,
-                result: &rec,
-            },
-        )
-        .map_err(|e| e.to_string())?;
+        let written = match detail {
+            crate::Detail::Full => {
+                let mut rec = scratch.eval.to_recommendation(rs, &r.profile);
+                rec.warnings = warnings;
+                serde_json::to_writer(
+                    &mut buf,
+                    &OutLine {
+                        patient: &r.patient,
+                        line: job.line,
+                        result: &rec,
+                    },
+                )
+            }
+            crate::Detail::Summary => {
+                let steps = scratch
+                    .eval
+                    .steps(rs)
+                    .map(|s| StepSummary {
+                        step: s.step.id.as_str(),
+                        status: s.status,
+                        rules: s
+                            .reasons()
+                            .filter(|x| x.decisive())
+                            .map(|x| x.rule_id())
+                            .collect(),
+                        missing: s.missing().collect(),
+                    })
+                    .collect();
+                let summary = Summary {
+                    ruleset: rs.stamp(),
+                    applicable: scratch.eval.applicable(),
+                    steps,
+                    warnings,
+                };
+                serde_json::to_writer(
+                    &mut buf,
+                    &OutLine {
+                        patient: &r.patient,
+                        line: job.line,
+                        result: &summary,
+                    },
+                )
+            }
+        };
+        written.map_err(|e| e.to_string())?;
         buf.push(b'\n');
         Ok((buf, statuses))
     });
@@ -174,14 +246,27 @@ fn worker(
     jobs: &Mutex<Receiver<Job>>,
     tx: &SyncSender<Done>,
     source: &str,
+    detail: crate::Detail,
 ) {
+    let mut scratch = Scratch::default();
     loop {
         let job = match jobs.lock() {
             Ok(rx) => rx.recv(),
             Err(_) => return,
         };
         let Ok(job) = job else { return };
-        if tx.send(evaluate(rs, reader, opts, job, source)).is_err() {
+        if tx
+            .send(evaluate(
+                rs,
+                reader,
+                opts,
+                job,
+                source,
+                detail,
+                &mut scratch,
+            ))
+            .is_err()
+        {
             return;
         }
     }
@@ -296,7 +381,8 @@ pub fn run(o: &Options) -> Result<(), Fail> {
         for _ in 0..jobs {
             let tx = done_tx.clone();
             let (rs, reader, opts, rx, source) = (&rs, &reader, &opts, &job_rx, source.as_str());
-            scope.spawn(move || worker(rs, reader, opts, rx, &tx, source));
+            let detail = o.detail;
+            scope.spawn(move || worker(rs, reader, opts, rx, &tx, source, detail));
         }
         drop(done_tx);
         let mut pending: BTreeMap<u64, Done> = BTreeMap::new();

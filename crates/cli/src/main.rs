@@ -60,6 +60,15 @@ pub enum GraphFormat {
     Html,
 }
 
+/// How much `batch` writes per patient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Detail {
+    /// The full result with every reason, fact and source.
+    Full,
+    /// Per step: status, decisive rule ids and missing facts.
+    Summary,
+}
+
 /// What `generate` writes.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum GenerateFormat {
@@ -147,6 +156,10 @@ enum Command {
         /// Worker threads; default: every core.
         #[arg(long, value_name = "N")]
         jobs: Option<usize>,
+        /// What each result line holds: the full result (as `evaluate --format json`), or a
+        /// summary (per step: status, decisive rule ids, missing facts).
+        #[arg(long, value_enum, default_value_t = Detail::Full)]
+        detail: Detail,
     },
     /// Write synthetic patients (reproducible from a seed), for trying `batch` and load tests.
     Generate {
@@ -205,6 +218,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
             fail_fast,
             strict,
             jobs,
+            detail,
         } => batch::run(&batch::Options {
             input,
             out,
@@ -213,6 +227,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
             fail_fast,
             strict,
             jobs,
+            detail,
         }),
         Command::Generate {
             count,

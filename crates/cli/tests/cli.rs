@@ -435,3 +435,46 @@ fn batch_input_errors_exit_1() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("/no/such.ndjson"), "{}", stderr(&o));
 }
+
+#[test]
+fn batch_summary_detail_lists_statuses_decisive_rules_and_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("pop.ndjson");
+    assert!(
+        pathway(&[
+            "generate",
+            "50",
+            "--out",
+            input.to_str().unwrap(),
+            "--date",
+            DATE
+        ])
+        .status
+        .success()
+    );
+    let out = dir.path().join("out.ndjson");
+    let o = pathway(&[
+        "batch",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--date",
+        DATE,
+        "--detail",
+        "summary",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().count(), 50);
+    for l in text.lines() {
+        let v: Value = serde_json::from_str(l).unwrap();
+        let steps = v["result"]["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), 15);
+        assert!(
+            steps
+                .iter()
+                .all(|s| s["status"].is_string() && !s["rules"].as_array().unwrap().is_empty()),
+            "{l}"
+        );
+    }
+}
