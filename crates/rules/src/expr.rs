@@ -267,7 +267,7 @@ impl Parser {
         })
     }
 
-    fn expect(&mut self, tok: &Tok, what: &str) -> Result<Range<usize>, SyntaxError> {
+    fn eat(&mut self, tok: &Tok, what: &str) -> Result<Range<usize>, SyntaxError> {
         if self.peek() == Some(tok) {
             Ok(self.bump().map(|(_, s)| s).unwrap_or_default())
         } else {
@@ -328,7 +328,7 @@ impl Parser {
             Some(Tok::LParen) => {
                 self.bump();
                 let inner = self.or()?;
-                self.expect(&Tok::RParen, "`)`")?;
+                self.eat(&Tok::RParen, "`)`")?;
                 return Ok(inner);
             }
             Some(Tok::Name(n)) if n == "true" || n == "false" => {
@@ -359,7 +359,7 @@ impl Parser {
                     }
                 }
             }
-            self.expect(&Tok::RParen, "`,` or `)`")?;
+            self.eat(&Tok::RParen, "`,` or `)`")?;
             Some(args)
         } else {
             None
@@ -396,13 +396,13 @@ impl Parser {
                     self.bump();
                 }
                 self.bump();
-                self.expect(&Tok::LBracket, "`[` after `in`")?;
+                self.eat(&Tok::LBracket, "`[` after `in`")?;
                 let mut values = vec![self.name("a code")?];
                 while self.peek() == Some(&Tok::Comma) {
                     self.bump();
                     values.push(self.name("a code")?);
                 }
-                self.expect(&Tok::RBracket, "`,` or `]`")?;
+                self.eat(&Tok::RBracket, "`,` or `]`")?;
                 Ok(Ast::In {
                     name,
                     args,
