@@ -41,7 +41,8 @@ pub fn vignettes() -> &'static Vec<Value> {
     })
 }
 
-fn strings(v: &Value) -> Vec<String> {
+/// The strings of a JSON array (empty for anything else).
+pub fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
             a.iter()

@@ -5,28 +5,18 @@
 use pathway::core::Status;
 use serde_json::Value;
 
-use crate::support::{profile_from_summary, read_json, ruleset, vignettes};
-
-fn ids(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use crate::support::{profile_from_summary, read_json, ruleset, strings, vignettes};
 
 /// Checks a recommendation against a vignette's `expect`; returns the failures.
 pub fn check_expect(id: &str, rec: &pathway::rules::Recommendation, expect: &Value) -> Vec<String> {
     let mut failures = Vec::new();
     let status = |s: &str| rec.status(s).unwrap_or_else(|| panic!("{id}: no step {s}"));
-    for s in ids(&expect["offer"]) {
+    for s in strings(&expect["offer"]) {
         if !status(&s).is_offered() {
             failures.push(format!("{id}: {s} should be offered, is {}", status(&s)));
         }
     }
-    for s in ids(&expect["exclude"]) {
+    for s in strings(&expect["exclude"]) {
         if !matches!(status(&s), Status::NotYet | Status::Excluded) {
             failures.push(format!(
                 "{id}: {s} should be not-yet or excluded, is {}",
@@ -34,7 +24,7 @@ pub fn check_expect(id: &str, rec: &pathway::rules::Recommendation, expect: &Val
             ));
         }
     }
-    for s in ids(&expect["caution"]) {
+    for s in strings(&expect["caution"]) {
         if status(&s) != Status::Caution {
             failures.push(format!("{id}: {s} should be caution, is {}", status(&s)));
         }

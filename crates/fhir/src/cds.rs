@@ -1,7 +1,7 @@
 //! Out: a CDS Hooks 2.0 response and a FHIR R4 `RequestGroup`, as serde types of our own.
 
 use pathway_core::{Status, StepKind};
-use pathway_rules::{Effect, Recommendation, RuleSet, StepResult, Tri};
+use pathway_rules::{Effect, Recommendation, RuleSet, StepResult};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -177,14 +177,14 @@ fn draft(rs: &RuleSet, s: &StepResult, patient: &str, id: Option<&str>) -> Value
 fn markdown(rs: &RuleSet, s: &StepResult) -> String {
     let mut md = String::new();
     for r in &s.reasons {
-        let label = match (r.effect, r.condition, r.decisive) {
-            (Effect::Note, _, _) => "Note",
-            (Effect::Gate, Tri::True, _) => "Met",
-            (Effect::Gate, _, _) => "Needs",
-            (_, Tri::Unknown, _) => "Check",
-            (_, _, true) => "Why",
-            _ => "Also",
-        };
+        let role = r.role().label();
+        let mut chars = role.chars();
+        let label: String = chars
+            .next()
+            .map(|c| c.to_ascii_uppercase())
+            .into_iter()
+            .chain(chars)
+            .collect();
         md.push_str(&format!("- **{label}:** {}", r.text));
         let facts: Vec<String> = r
             .facts

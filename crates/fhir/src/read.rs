@@ -865,28 +865,13 @@ impl Mapper<'_, '_> {
         let routes: Vec<&CodeableConcept> =
             ms.dosage.iter().filter_map(|d| d.route.as_ref()).collect();
         if let Some(step) = self.step_for(&code, &routes) {
-            let (current, declined) = match status {
-                "active" => (true, false),
-                "completed" | "stopped" | "on-hold" => (false, false),
-                "not-taken" => (false, true),
-                "entered-in-error" => return,
-                other => {
-                    self.warn(
-                        r,
-                        format!(
-                            "status `{other}` is not a current, past or declined record; skipped"
-                        ),
-                    );
-                    return;
-                }
-            };
-            self.records.push(StepRec {
-                aliases: r.aliases(),
+            // Section 3.4: active = current; completed or stopped = past; not-taken = declined.
+            self.step_record(
+                r,
                 step,
-                current,
-                declined,
-                from: r.name(),
-            });
+                status,
+                ("active", "not-taken", &["entered-in-error"]),
+            );
             return;
         }
         let class = code
@@ -917,11 +902,35 @@ impl Mapper<'_, '_> {
             self.ignored += 1;
             return;
         };
-        let (current, declined) = match p.status.as_deref().unwrap_or("") {
-            "in-progress" => (true, false),
+        // Section 3.4: in-progress = current; completed or stopped = past; not-done = declined.
+        let status = p.status.as_deref().unwrap_or("");
+        self.step_record(
+            r,
+            step,
+            status,
+            (
+                "in-progress",
+                "not-done",
+                &["entered-in-error", "preparation"],
+            ),
+        );
+    }
+
+    /// Records a step record from its status: `(current, declined, ignored)` name the
+    /// statuses that mean current and declined, and those that are not records at all;
+    /// completed, stopped and on-hold are past; anything else is skipped with a warning.
+    fn step_record(
+        &mut self,
+        r: &Res,
+        step: StepId,
+        status: &str,
+        (cur, dec, ignored): (&str, &str, &[&str]),
+    ) {
+        let (current, declined) = match status {
+            s if s == cur => (true, false),
+            s if s == dec => (false, true),
             "completed" | "stopped" | "on-hold" => (false, false),
-            "not-done" => (false, true),
-            "entered-in-error" | "preparation" => return,
+            s if ignored.contains(&s) => return,
             other => {
                 self.warn(
                     r,

@@ -92,6 +92,15 @@ fn columns(ladder: &Ladder) -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// The steps of each tier, in ladder order.
+fn by_tier(ladder: &Ladder) -> BTreeMap<u8, Vec<&pathway_core::Step>> {
+    let mut tiers: BTreeMap<u8, Vec<&pathway_core::Step>> = BTreeMap::new();
+    for s in ladder.steps() {
+        tiers.entry(s.tier).or_default().push(s);
+    }
+    tiers
+}
+
 fn status_of<'a>(rec: Option<&'a Recommendation>, id: &str) -> Option<&'a StepResult> {
     rec.and_then(|r| r.step(id))
 }
@@ -109,10 +118,7 @@ pub fn dot(rs: &RuleSet, rec: Option<&Recommendation>) -> String {
     let mut out = String::from(
         "digraph ladder {\n  rankdir=LR;\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", fillcolor=\"white\"];\n",
     );
-    let mut tiers: BTreeMap<u8, Vec<&pathway_core::Step>> = BTreeMap::new();
-    for s in ladder.steps() {
-        tiers.entry(s.tier).or_default().push(s);
-    }
+    let tiers = by_tier(ladder);
     for (tier, steps) in tiers {
         let _ = writeln!(
             out,
@@ -162,10 +168,7 @@ pub fn mermaid(rs: &RuleSet, rec: Option<&Recommendation>) -> String {
     let ladder = rs.ladder();
     let node = |id: &str| id.replace('-', "_");
     let mut out = String::from("flowchart LR\n");
-    let mut tiers: BTreeMap<u8, Vec<&pathway_core::Step>> = BTreeMap::new();
-    for s in ladder.steps() {
-        tiers.entry(s.tier).or_default().push(s);
-    }
+    let tiers = by_tier(ladder);
     for (tier, steps) in tiers {
         let _ = writeln!(
             out,

@@ -24,7 +24,7 @@ pub mod graph;
 use std::fmt::Write as _;
 
 use pathway_core::Status;
-use pathway_rules::{Effect, Recommendation, RuleSet, Tri};
+use pathway_rules::{Effect, Recommendation, RuleSet};
 
 /// A plain-text report, optionally with ANSI colour.
 #[derive(Debug, Clone)]
@@ -115,14 +115,7 @@ impl<'a> TextReport<'a> {
             );
             let indent = "            ";
             for r in &s.reasons {
-                let mark = match (r.effect, r.condition) {
-                    (Effect::Note, _) => "note:",
-                    (Effect::Gate, Tri::True) => "met:",
-                    (Effect::Gate, _) => "needs:",
-                    (_, Tri::Unknown) => "check:",
-                    _ if r.decisive => "why:",
-                    _ => "also:",
-                };
+                let mark = format!("{}:", r.role().label());
                 let mut line = format!("{mark} {}", r.text);
                 let facts: Vec<String> = r
                     .facts

@@ -197,31 +197,10 @@ impl<'a> Ctx<'a> {
         at(&self.p.current, h, false) && self.outcome_of(h) == Some(Outcome::Partial)
     }
 
-    /// The value of a condition: leaves inline, the rest in [`Ctx::tri_deep`].
+    /// The value of a leaf condition (one that reads the profile directly), or `None`.
     #[inline]
-    fn tri(&mut self, c: &'a Cond) -> Tri {
-        match c {
-            Cond::Const(b) => Tri::from(*b),
-            Cond::Bool(f) => match at(&self.p.vals, *f, Val::Unknown) {
-                Val::Bool(b) => Tri::from(b),
-                Val::Unknown => Tri::Unknown,
-                _ => Tri::False,
-            },
-            Cond::Medication(m) => Tri::from(at(&self.p.meds, *m, false)),
-            Cond::Hypersensitive(s) => Tri::from(at(&self.p.hyper, *s, false)),
-            Cond::Outcome { step, set, none } => Tri::from(match self.outcome_of(*step) {
-                Some(o) => set.contains(o),
-                None => *none,
-            }),
-            Cond::Num(NumSrc::Age, op, k) => Tri::from(op.holds(self.p.age, *k)),
-            _ => self.tri_deep(c),
-        }
-    }
-
-    #[inline(never)]
-    fn tri_deep(&mut self, c: &'a Cond) -> Tri {
-        let comp = &self.rs.compiled;
-        match c {
+    fn leaf(&self, c: &Cond) -> Option<Tri> {
+        Some(match c {
             Cond::Const(b) => Tri::from(*b),
             Cond::Bool(f) => match at(&self.p.vals, *f, Val::Unknown) {
                 Val::Bool(b) => Tri::from(b),
@@ -243,6 +222,30 @@ impl<'a> Ctx<'a> {
                 _ => Tri::False,
             },
             Cond::Sex(mask) => Tri::from(mask & sex_bit(self.p.sex) != 0),
+            Cond::Outcome { step, set, none } => Tri::from(match self.outcome_of(*step) {
+                Some(o) => set.contains(o),
+                None => *none,
+            }),
+            Cond::Current(s) => Tri::from(at(&self.p.current, *s, false)),
+            Cond::Medication(m) => Tri::from(at(&self.p.meds, *m, false)),
+            Cond::Hypersensitive(s) => Tri::from(at(&self.p.hyper, *s, false)),
+            _ => return None,
+        })
+    }
+
+    /// The value of a condition: leaves inline, the rest in [`Ctx::tri_deep`].
+    #[inline]
+    fn tri(&mut self, c: &'a Cond) -> Tri {
+        match self.leaf(c) {
+            Some(t) => t,
+            None => self.tri_deep(c),
+        }
+    }
+
+    #[inline(never)]
+    fn tri_deep(&mut self, c: &'a Cond) -> Tri {
+        let comp = &self.rs.compiled;
+        match c {
             Cond::Derived(d) => {
                 if let Some(Some(t)) = self.derived.get(usize::from(*d)) {
                     return *t;
@@ -256,13 +259,6 @@ impl<'a> Ctx<'a> {
                 }
                 t
             }
-            Cond::Outcome { step, set, none } => Tri::from(match self.outcome_of(*step) {
-                Some(o) => set.contains(o),
-                None => *none,
-            }),
-            Cond::Current(s) => Tri::from(at(&self.p.current, *s, false)),
-            Cond::Medication(m) => Tri::from(at(&self.p.meds, *m, false)),
-            Cond::Hypersensitive(s) => Tri::from(at(&self.p.hyper, *s, false)),
             Cond::Unavailable(s) => self.by_outcome_or_absolute(*s, OutcomeSet::UNAVAILABLE),
             Cond::Failed(s) => self.by_outcome_or_absolute(*s, OutcomeSet::FAILED),
             Cond::Excluded(s) => self.absolute(*s),
@@ -324,6 +320,8 @@ impl<'a> Ctx<'a> {
                 }
                 t
             }
+            // Leaves are handled by `leaf`; reaching one here cannot happen.
+            leaf => self.leaf(leaf).unwrap_or(Tri::Unknown),
         }
     }
 

@@ -44,6 +44,62 @@ pub struct Reason {
     pub facts: Vec<FactUse>,
 }
 
+/// The part a reason plays, for display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// It decided the status.
+    Why,
+    /// A prerequisite that is met.
+    Met,
+    /// A prerequisite that is not met (or not known to be).
+    Needs,
+    /// A possible contraindication that depends on a missing fact.
+    Check,
+    /// Context: it applies but did not decide the status.
+    Also,
+    /// Information.
+    Note,
+}
+
+impl Role {
+    /// A lower-case label (`why`, `met`, `needs`, `check`, `also`, `note`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Why => "why",
+            Role::Met => "met",
+            Role::Needs => "needs",
+            Role::Check => "check",
+            Role::Also => "also",
+            Role::Note => "note",
+        }
+    }
+}
+
+impl Reason {
+    /// The part this reason plays.
+    ///
+    /// ```
+    /// use pathway_core::{Date, Profile};
+    /// use pathway_rules::{Role, RuleSet};
+    /// let rs = RuleSet::ms_spasticity().unwrap();
+    /// let p = Profile::new(Date::constant(2026, 11, 22), 45)
+    ///     .with_fact("multiple-sclerosis", true)
+    ///     .with_fact("spasticity", true);
+    /// let rec = rs.evaluate(&p).unwrap();
+    /// assert_eq!(rec.step("tizanidine").unwrap().reasons[0].role(), Role::Needs);
+    /// ```
+    pub fn role(&self) -> Role {
+        match (self.effect, self.condition) {
+            (Effect::Note, _) => Role::Note,
+            (Effect::Gate, Tri::True) => Role::Met,
+            (Effect::Gate, _) => Role::Needs,
+            (_, Tri::Unknown) => Role::Check,
+            _ if self.decisive => Role::Why,
+            _ => Role::Also,
+        }
+    }
+}
+
 /// The answer for one step.
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
