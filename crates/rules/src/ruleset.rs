@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use pathway_core::{EdgeKind, Ladder, LadderError, OutcomeSet, Step, StepId, Transition};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use crate::cond::{Cond, RESERVED, Scope};
@@ -200,7 +199,7 @@ pub struct Stamp {
     pub id: String,
     /// Rule set version.
     pub version: String,
-    /// `sha256:` and the hex SHA-256 of the canonical content (rules sorted by id), so the
+    /// `blake3:` and the hex BLAKE3 hash of the canonical content (rules sorted by id), so the
     /// same content gives the same hash whatever the order of rules in the file.
     pub hash: String,
 }
@@ -435,18 +434,43 @@ impl RuleSet {
 }
 
 fn hash(doc: &Document) -> String {
-    let mut canonical = doc.clone();
-    canonical
-        .rules
-        .sort_by(|a, b| a.id.get_ref().cmp(b.id.get_ref()));
-    let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
-    let digest = Sha256::digest(&bytes);
-    let mut out = String::with_capacity(7 + 64);
-    out.push_str("sha256:");
-    for b in digest.iter() {
-        out.push_str(&format!("{b:02x}"));
+    // The canonical content, serialised part by part into one buffer (rules in id order, so
+    // the order of rules in the file does not change the hash), then hashed at once.
+    let mut buf = Vec::with_capacity(96 * 1024);
+    let parts: [&dyn erased::Part; 8] = [
+        &doc.ruleset,
+        &doc.sources,
+        &doc.medications,
+        &doc.applicability,
+        &doc.steps,
+        &doc.edges,
+        &doc.facts,
+        &doc.derived,
+    ];
+    for p in parts {
+        p.write(&mut buf);
     }
-    out
+    let mut rules: Vec<&crate::file::RuleDoc> = doc.rules.iter().collect();
+    rules.sort_by(|a, b| a.id.get_ref().cmp(b.id.get_ref()));
+    for r in rules {
+        erased::Part::write(r, &mut buf);
+    }
+    format!("blake3:{}", blake3::hash(&buf).to_hex())
+}
+
+/// Serialising heterogeneous parts into one buffer.
+mod erased {
+    pub trait Part {
+        fn write(&self, buf: &mut Vec<u8>);
+    }
+
+    impl<T: serde::Serialize> Part for T {
+        fn write(&self, buf: &mut Vec<u8>) {
+            // Writing to a Vec cannot fail; a serialisation error would only drop bytes.
+            let _ = serde_json::to_writer(&mut *buf, self);
+            buf.push(b'\n');
+        }
+    }
 }
 
 /// Orders rule ids the way people read them: runs of digits compare as numbers, so `R2` <
@@ -488,6 +512,30 @@ pub(crate) fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
             }
         }
     }
+}
+
+/// A key that sorts like [`natural_cmp`]: runs of digits left-padded to 20 places.
+fn natural_key(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 20);
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if !digits.is_empty() {
+            let trimmed = digits.trim_start_matches('0');
+            out.push_str(&"0".repeat(20usize.saturating_sub(trimmed.len())));
+            out.push_str(trimmed);
+            digits.clear();
+        }
+    };
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
 }
 
 fn valid_name(s: &str) -> bool {
@@ -1230,13 +1278,14 @@ impl<'t> Compiler<'t> {
 
         // Rules, in id order.
         let mut order: Vec<usize> = (0..doc.rules.len()).collect();
-        order.sort_by(|&a, &b| {
-            let ka = doc.rules.get(a).map(|r| r.id.get_ref());
-            let kb = doc.rules.get(b).map(|r| r.id.get_ref());
-            match (ka, kb) {
-                (Some(x), Some(y)) => natural_cmp(x, y).then(a.cmp(&b)),
-                _ => a.cmp(&b),
-            }
+        // Natural order, ties broken by the id itself (never by position in the file).
+        order.sort_by_cached_key(|&i| {
+            let id = doc
+                .rules
+                .get(i)
+                .map(|r| r.id.get_ref().clone())
+                .unwrap_or_default();
+            (natural_key(&id), id, i)
         });
         let mut rules = Vec::new();
         let mut step_rules: Vec<Vec<(u16, Cond)>> = vec![Vec::new(); n];
@@ -1575,5 +1624,11 @@ mod tests {
             ["R2.a", "R8.x", "R15.c", "R20.a", "R20.b", "R100", "Rx"]
         );
         assert_eq!(natural_cmp("R08", "R8"), std::cmp::Ordering::Less);
+        let mut keyed = ["R20.b", "R8.x", "R15.c", "R2.a", "R20.a", "R100", "Rx"];
+        keyed.sort_by_key(|s| natural_key(s));
+        assert_eq!(
+            keyed,
+            ["R2.a", "R8.x", "R15.c", "R20.a", "R20.b", "R100", "Rx"]
+        );
     }
 }
