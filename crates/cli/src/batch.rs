@@ -423,7 +423,7 @@ pub fn run(o: &Options) -> Result<(), Fail> {
                         }
                     }
                 }
-                if next % 256 == 0 {
+                if next.is_multiple_of(256) {
                     if total.is_some() {
                         bar.set_position(bytes_read.load(Ordering::Relaxed));
                     }

@@ -464,8 +464,8 @@ impl Scope<'_> {
     }
 }
 
-/// Names that facts and derived facts may not take.
-pub(crate) const RESERVED: [&str; 15] = [
+/// Built-in names other than the step predicates.
+const OTHER_BUILTINS: [&str; 7] = [
     "age",
     "known",
     "sex",
@@ -473,12 +473,9 @@ pub(crate) const RESERVED: [&str; 15] = [
     "medication",
     "escalated-from",
     "controlled",
-    "current",
-    "unavailable",
-    "failed",
-    "excluded",
-    "escalated",
-    "exhausted",
-    "adjunct-to-partial",
-    "hypersensitive",
 ];
+
+/// Whether a name is taken by the language, so that no fact or derived fact may use it.
+pub(crate) fn reserved(name: &str) -> bool {
+    STEP_PREDICATES.contains(&name) || OTHER_BUILTINS.contains(&name)
+}

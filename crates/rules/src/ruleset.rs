@@ -9,7 +9,7 @@ use pathway_core::{EdgeKind, Ladder, LadderError, OutcomeSet, Step, StepId, Tran
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::cond::{Cond, RESERVED, Scope};
+use crate::cond::{Cond, Scope, reserved};
 use crate::error::{Diagnostic, ErrorKind, LoadError};
 use crate::expr;
 use crate::file::{Document, EffectDoc, FactType, RuleDoc, UnknownDoc};
@@ -828,7 +828,7 @@ impl<'t> Compiler<'t> {
                         .at(at.clone()),
                 );
             };
-            if !valid_name(id) || RESERVED.contains(&id.as_str()) {
+            if !valid_name(id) || reserved(id) {
                 bad(
                     self,
                     format!(
@@ -1143,7 +1143,7 @@ impl<'t> Compiler<'t> {
             .map(|(i, f)| (f.id.clone(), u16::try_from(i).unwrap_or(u16::MAX)))
             .collect();
         for (id, d) in &doc.derived {
-            if !valid_name(id) || RESERVED.contains(&id.as_str()) {
+            if !valid_name(id) || reserved(id) {
                 self.push(
                     Diagnostic::new(
                         ErrorKind::InvalidRule,
