@@ -1,10 +1,10 @@
 //! CDS Hooks 2.0 and FHIR RequestGroup output, checked against the specs' required fields.
 
-use pathway::fhir::{ReadOptions, cds_hooks, request_group};
+use pathway::fhir::{cds_hooks, request_group};
 use serde_json::Value;
 
-use crate::fhir::reader;
-use crate::support::{VIGNETTE_DATE, ruleset, vignettes};
+use crate::fhir::read;
+use crate::support::{ruleset, vignettes};
 
 /// Checks a CDS Hooks 2.0 response body; returns the problems found.
 pub fn cds_hooks_problems(body: &Value) -> Vec<String> {
@@ -91,12 +91,7 @@ fn draft_problems(r: &Value) -> Vec<String> {
 fn cds_hooks_responses_of_every_vignette_are_valid_and_stable() {
     let rs = ruleset();
     for v in vignettes() {
-        let reading = reader()
-            .read_bundle(
-                v["bundle"].to_string().as_bytes(),
-                &ReadOptions::strict(VIGNETTE_DATE),
-            )
-            .unwrap();
+        let reading = read(&v["bundle"]);
         let rec = rs.evaluate(&reading.profile).unwrap();
         let response = cds_hooks(&rec, rs, &reading.patient);
         let body = serde_json::to_value(&response).unwrap();
@@ -139,12 +134,7 @@ fn cds_hooks_responses_of_every_vignette_are_valid_and_stable() {
 fn cards_carry_the_why_with_records_and_sources() {
     let rs = ruleset();
     let v = vignettes().iter().find(|v| v["id"] == "V24").unwrap();
-    let reading = reader()
-        .read_bundle(
-            v["bundle"].to_string().as_bytes(),
-            &ReadOptions::strict(VIGNETTE_DATE),
-        )
-        .unwrap();
+    let reading = read(&v["bundle"]);
     let rec = rs.evaluate(&reading.profile).unwrap();
     let response = cds_hooks(&rec, rs, &reading.patient);
     let diazepam = response
@@ -213,12 +203,7 @@ fn a_current_therapy_that_is_now_contraindicated_is_critical() {
 fn request_group_has_one_action_per_offered_or_cautioned_step() {
     let rs = ruleset();
     for v in vignettes() {
-        let reading = reader()
-            .read_bundle(
-                v["bundle"].to_string().as_bytes(),
-                &ReadOptions::strict(VIGNETTE_DATE),
-            )
-            .unwrap();
+        let reading = read(&v["bundle"]);
         let rec = rs.evaluate(&reading.profile).unwrap();
         let rg = serde_json::to_value(request_group(&rec, rs, &reading.patient)).unwrap();
         assert_eq!(rg["resourceType"], "RequestGroup");

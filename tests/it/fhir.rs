@@ -12,7 +12,8 @@ pub fn reader() -> Reader<'static> {
     Reader::new(rs, ValueSets::ms_spasticity(rs).unwrap())
 }
 
-fn read(bundle: &Value) -> pathway::fhir::Reading {
+/// Reads a Bundle strictly at the vignettes' date.
+pub fn read(bundle: &Value) -> pathway::fhir::Reading {
     reader()
         .read_bundle(
             bundle.to_string().as_bytes(),

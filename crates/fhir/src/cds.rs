@@ -250,12 +250,7 @@ fn source(rs: &RuleSet, s: Option<&StepResult>) -> CardSource {
 /// ```
 pub fn cds_hooks(rec: &Recommendation, rs: &RuleSet, patient: &str) -> CdsResponse {
     let mut cards = Vec::new();
-    if !rec.applicable {
-        let why = rec
-            .steps
-            .first()
-            .and_then(|s| s.reasons.first())
-            .map_or("", |r| &*r.text);
+    if let Some(why) = rec.not_applicable_because() {
         cards.push(Card {
             uuid: stable_uuid(rec, patient, "not-applicable"),
             summary: clip(

@@ -86,12 +86,7 @@ impl<'a> TextReport<'a> {
             "Evaluated {} with rule set {} {} ({short})",
             rec.date, rec.ruleset.id, rec.ruleset.version
         );
-        if !rec.applicable {
-            let why = rec
-                .steps
-                .first()
-                .and_then(|s| s.reasons.first())
-                .map_or("", |r| &*r.text);
+        if let Some(why) = rec.not_applicable_because() {
             let _ = writeln!(out, "The pathway does not apply: {why}");
             if !rec.missing.is_empty() {
                 let _ = writeln!(out, "Missing: {}", rec.missing.join(", "));

@@ -166,6 +166,26 @@ impl Recommendation {
         self.steps.iter().find(|s| s.step.as_str() == id)
     }
 
+    /// Why the pathway does not apply (R1's text), or `None` when it does.
+    ///
+    /// ```
+    /// use pathway_core::{Date, Profile};
+    /// let rs = pathway_rules::RuleSet::ms_spasticity().unwrap();
+    /// let rec = rs.evaluate(&Profile::new(Date::constant(2026, 11, 22), 40)).unwrap();
+    /// assert!(rec.not_applicable_because().unwrap().starts_with("The pathway applies to"));
+    /// ```
+    pub fn not_applicable_because(&self) -> Option<&str> {
+        if self.applicable {
+            return None;
+        }
+        Some(
+            self.steps
+                .first()
+                .and_then(|s| s.reasons.first())
+                .map_or("", |r| &*r.text),
+        )
+    }
+
     /// The status of a step.
     pub fn status(&self, id: &str) -> Option<Status> {
         self.step(id).map(|s| s.status)
