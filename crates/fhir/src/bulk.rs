@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::model::Reference;
+use crate::model::{Reference, Text};
 use crate::read::{FhirError, Raw, ReadOptions, Reader, Reading, Warning};
 
 /// A problem with one record of a stream, or with the stream itself.
@@ -130,17 +130,21 @@ impl<R: BufRead> Iterator for BundleLines<'_, R> {
 /// Just enough of a resource to find its patient.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct KeyHead {
-    resource_type: Option<String>,
-    id: Option<String>,
-    subject: Option<Reference>,
-    patient: Option<Reference>,
+struct KeyHead<'a> {
+    #[serde(borrow)]
+    resource_type: Option<Text<'a>>,
+    #[serde(borrow)]
+    id: Option<Text<'a>>,
+    #[serde(borrow)]
+    subject: Option<Reference<'a>>,
+    #[serde(borrow)]
+    patient: Option<Reference<'a>>,
 }
 
 /// The patient key of a resource: a Patient's id, or the id its subject or patient refers to.
-fn patient_key(h: &KeyHead) -> Option<String> {
+fn patient_key(h: &KeyHead<'_>) -> Option<String> {
     if h.resource_type.as_deref() == Some("Patient") {
-        return h.id.clone();
+        return h.id.as_deref().map(str::to_owned);
     }
     let r = h
         .subject

@@ -4,8 +4,11 @@
 //! we read. Only `modifierExtension`, which can change the meaning of what we read, is looked
 //! at before a resource is used.
 
-use serde::Deserialize;
-use serde::de::IgnoredAny;
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, IgnoredAny, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 #[derive(Debug, Deserialize)]
@@ -33,19 +36,56 @@ pub(crate) struct Head {
     pub resource_type: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-pub(crate) struct Coding {
-    pub system: Option<String>,
-    pub code: Option<String>,
+/// A JSON string, borrowed from the input unless it had escapes to undo.
+///
+/// (serde borrows `Cow<str>` only as a bare field, never inside `Option`; this does.)
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Text<'a>(pub Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub(crate) struct CodeableConcept {
-    #[serde(default)]
-    pub coding: Vec<Coding>,
+pub(crate) struct Coding<'a> {
+    #[serde(borrow)]
+    pub system: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub code: Option<Text<'a>>,
 }
 
-impl CodeableConcept {
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct CodeableConcept<'a> {
+    #[serde(default, borrow)]
+    pub coding: Vec<Coding<'a>>,
+}
+
+impl CodeableConcept<'_> {
     /// `(system, code)` pairs with both present.
     pub fn codes(&self) -> impl Iterator<Item = (&str, &str)> {
         self.coding
@@ -60,84 +100,110 @@ impl CodeableConcept {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub(crate) struct Reference {
-    pub reference: Option<String>,
+pub(crate) struct Reference<'a> {
+    #[serde(borrow)]
+    pub reference: Option<Text<'a>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub(crate) struct Quantity {
+pub(crate) struct Quantity<'a> {
     pub value: Option<f64>,
-    pub unit: Option<String>,
-    pub code: Option<String>,
+    #[serde(borrow)]
+    pub unit: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub code: Option<Text<'a>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub(crate) struct Period {
-    pub start: Option<String>,
+pub(crate) struct Period<'a> {
+    #[serde(borrow)]
+    pub start: Option<Text<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub(crate) struct Dosage {
-    pub route: Option<CodeableConcept>,
+pub(crate) struct Dosage<'a> {
+    #[serde(borrow)]
+    pub route: Option<CodeableConcept<'a>>,
 }
 
 /// Every field Pathway reads from a Patient, Condition, Observation, MedicationStatement,
 /// Procedure, AllergyIntolerance or Medication, in one struct: their types agree, so a whole
-/// Bundle parses in one pass.
+/// Bundle parses in one pass. Strings borrow from the input.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct AnyResource {
-    pub resource_type: Option<String>,
-    pub id: Option<String>,
+pub(crate) struct AnyResource<'a> {
+    #[serde(borrow)]
+    pub resource_type: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub id: Option<Text<'a>>,
     #[serde(default)]
     pub modifier_extension: Vec<IgnoredAny>,
     // Patient
-    pub gender: Option<String>,
-    pub birth_date: Option<String>,
+    #[serde(borrow)]
+    pub gender: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub birth_date: Option<Text<'a>>,
     // Condition, AllergyIntolerance
-    pub clinical_status: Option<CodeableConcept>,
-    pub verification_status: Option<CodeableConcept>,
-    pub onset_date_time: Option<String>,
-    pub onset_period: Option<Period>,
-    pub patient: Option<Reference>,
+    #[serde(borrow)]
+    pub clinical_status: Option<CodeableConcept<'a>>,
+    #[serde(borrow)]
+    pub verification_status: Option<CodeableConcept<'a>>,
+    #[serde(borrow)]
+    pub onset_date_time: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub onset_period: Option<Period<'a>>,
+    #[serde(borrow)]
+    pub patient: Option<Reference<'a>>,
     // shared
-    pub code: Option<CodeableConcept>,
-    pub subject: Option<Reference>,
-    pub status: Option<String>,
+    #[serde(borrow)]
+    pub code: Option<CodeableConcept<'a>>,
+    #[serde(borrow)]
+    pub subject: Option<Reference<'a>>,
+    #[serde(borrow)]
+    pub status: Option<Text<'a>>,
     // Observation
-    pub effective_date_time: Option<String>,
-    pub effective_instant: Option<String>,
-    pub effective_period: Option<Period>,
-    #[serde(default)]
-    pub focus: Vec<Reference>,
+    #[serde(borrow)]
+    pub effective_date_time: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub effective_instant: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub effective_period: Option<Period<'a>>,
+    #[serde(default, borrow)]
+    pub focus: Vec<Reference<'a>>,
     pub value_boolean: Option<bool>,
     pub value_integer: Option<i64>,
-    pub value_quantity: Option<Quantity>,
-    pub value_codeable_concept: Option<CodeableConcept>,
+    #[serde(borrow)]
+    pub value_quantity: Option<Quantity<'a>>,
+    #[serde(borrow)]
+    pub value_codeable_concept: Option<CodeableConcept<'a>>,
     // MedicationStatement
-    pub medication_codeable_concept: Option<CodeableConcept>,
-    pub medication_reference: Option<Reference>,
-    #[serde(default)]
-    pub dosage: Vec<Dosage>,
+    #[serde(borrow)]
+    pub medication_codeable_concept: Option<CodeableConcept<'a>>,
+    #[serde(borrow)]
+    pub medication_reference: Option<Reference<'a>>,
+    #[serde(default, borrow)]
+    pub dosage: Vec<Dosage<'a>>,
     // Procedure
-    #[serde(default)]
-    pub used_code: Vec<CodeableConcept>,
+    #[serde(default, borrow)]
+    pub used_code: Vec<CodeableConcept<'a>>,
 }
 
 /// A Bundle parsed in one pass.
 #[derive(Debug, Deserialize)]
-pub(crate) struct FastBundle {
-    #[serde(rename = "resourceType")]
-    pub resource_type: Option<String>,
-    #[serde(default)]
-    pub entry: Vec<FastEntry>,
+pub(crate) struct FastBundle<'a> {
+    #[serde(rename = "resourceType", borrow)]
+    pub resource_type: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    pub entry: Vec<FastEntry<'a>>,
 }
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct FastEntry {
-    #[serde(rename = "fullUrl")]
-    pub full_url: Option<String>,
-    pub resource: Option<Box<AnyResource>>,
+pub(crate) struct FastEntry<'a> {
+    #[serde(rename = "fullUrl", borrow)]
+    pub full_url: Option<Text<'a>>,
+    /// Boxed: the struct is large, and moving it costs more than allocating it.
+    #[serde(borrow)]
+    pub resource: Option<Box<AnyResource<'a>>>,
 }
 
 /// The resource types Pathway reads.

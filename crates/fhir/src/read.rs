@@ -1,5 +1,6 @@
 //! FHIR R4 resources to a patient [`Profile`] (clinical spec section 3).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
@@ -7,11 +8,10 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use pathway_core::{FactValue, Outcome, Profile, Sex, StepId, StepRecord};
 use pathway_rules::{FactKind, RuleSet};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::model::{self, CodeableConcept, Reference};
+use crate::model::{self, CodeableConcept, Reference, Text};
 use crate::valueset::{ConditionMap, FACT_SYSTEM, ObservationMap, VALUE_SYSTEM, ValueSets};
 
 /// How to read a record.
@@ -151,53 +151,48 @@ pub(crate) struct Raw<'a> {
     pub json: &'a RawValue,
 }
 
-/// A resource, read.
-struct Res {
+/// A resource, read (its strings borrowed from the input).
+struct Res<'a> {
     index: usize,
-    full_url: Option<String>,
-    kind: String,
-    id: Option<String>,
+    full_url: Option<Text<'a>>,
     /// How the resource is named in provenance and messages (`Observation/abc`).
     label: String,
-    res: Box<model::AnyResource>,
+    res: Box<model::AnyResource<'a>>,
     /// Not to be read (a modifierExtension in lenient mode).
     skipped: bool,
 }
 
-impl Res {
-    fn new(index: usize, full_url: Option<String>, res: Box<model::AnyResource>) -> Res {
-        let kind = res.resource_type.clone().unwrap_or_default();
-        let id = res.id.clone();
-        let label = match (&id, &full_url) {
+impl<'a> Res<'a> {
+    fn new(index: usize, full_url: Option<Text<'a>>, res: Box<model::AnyResource<'a>>) -> Res<'a> {
+        let kind = res.resource_type.as_deref().unwrap_or_default();
+        let label = match (res.id.as_deref(), full_url.as_deref()) {
             (Some(id), _) => format!("{kind}/{id}"),
-            (None, Some(u)) => u.clone(),
+            (None, Some(u)) => u.to_owned(),
             (None, None) => format!("{kind} in entry {index}"),
         };
         Res {
             index,
             full_url,
-            kind,
-            id,
             label,
             res,
             skipped: false,
         }
     }
 
+    /// The resource type.
+    fn kind(&self) -> &str {
+        self.res.resource_type.as_deref().unwrap_or_default()
+    }
+
     fn name(&self) -> String {
         self.label.clone()
     }
 
-    /// The strings a reference to this resource may use.
-    fn aliases(&self) -> Vec<String> {
-        let mut v = Vec::new();
-        if let Some(u) = &self.full_url {
-            v.push(u.clone());
-        }
-        if let Some(id) = &self.id {
-            v.push(format!("{}/{id}", self.kind));
-        }
-        v
+    /// The strings a reference to this resource may use: its `fullUrl` and `Kind/id`.
+    fn aliases(&self) -> impl Iterator<Item = &str> {
+        // With an id, the label is `Kind/id`.
+        let local = self.res.id.is_some().then_some(self.label.as_str());
+        self.full_url.as_deref().into_iter().chain(local)
     }
 }
 
@@ -242,27 +237,34 @@ fn status_is(cc: Option<&CodeableConcept>, codes: &[&str]) -> bool {
 }
 
 /// An observed value of a fact.
-struct Observed {
+struct Observed<'m> {
     at: Option<Timestamp>,
     value: FactValue,
-    from: String,
+    from: &'m str,
 }
 
 /// One step record (MedicationStatement or Procedure).
-struct StepRec {
-    aliases: Vec<String>,
+struct StepRec<'m> {
+    /// `fullUrl` and `Kind/id`, as references to it may spell them.
+    aliases: [Option<&'m str>; 2],
     step: StepId,
     current: bool,
     declined: bool,
-    from: String,
+    from: &'m str,
+}
+
+impl StepRec<'_> {
+    fn is(&self, reference: &str) -> bool {
+        self.aliases.contains(&Some(reference))
+    }
 }
 
 /// One outcome Observation.
-struct OutcomeObs {
+struct OutcomeObs<'m> {
     at: Option<Timestamp>,
-    focus: Vec<String>,
+    focus: Vec<&'m str>,
     outcome: Outcome,
-    from: String,
+    from: &'m str,
 }
 
 /// Reads records into profiles for one rule set and its value sets.
@@ -315,7 +317,7 @@ impl<'r> Reader<'r> {
                 .into_iter()
                 .enumerate()
                 .filter_map(|(index, e)| Some(Res::new(index, e.full_url, e.resource?)))
-                .collect();
+                .collect::<Vec<_>>();
             return self.map(resources, Vec::new(), opts);
         }
         let bundle: model::Bundle<'_> =
@@ -363,17 +365,17 @@ impl<'r> Reader<'r> {
                     continue;
                 }
             };
-            let full_url = raw.full_url.map(str::to_owned);
+            let full_url = raw.full_url.map(|u| Text(Cow::Borrowed(u)));
             if !model::READ_TYPES.contains(&kind.as_str()) {
                 // Not read: only counted.
                 let res = Box::new(model::AnyResource {
-                    resource_type: Some(kind),
+                    resource_type: Some(Text(Cow::Owned(kind))),
                     ..model::AnyResource::default()
                 });
                 resources.push(Res::new(raw.index, full_url, res));
                 continue;
             }
-            match parse::<Box<model::AnyResource>>(raw.json) {
+            match parse::<Box<model::AnyResource<'_>>>(raw.json) {
                 Ok(res) => resources.push(Res::new(raw.index, full_url, res)),
                 Err((field, message)) => {
                     // Name it by its id, which a field of the wrong type elsewhere does not hide.
@@ -388,8 +390,8 @@ impl<'r> Reader<'r> {
                         raw.index,
                         full_url,
                         Box::new(model::AnyResource {
-                            resource_type: Some(kind.clone()),
-                            id,
+                            resource_type: Some(Text(Cow::Owned(kind.clone()))),
+                            id: id.map(|i| Text(Cow::Owned(i))),
                             ..model::AnyResource::default()
                         }),
                     )
@@ -413,7 +415,7 @@ impl<'r> Reader<'r> {
     /// Maps read resources to a profile.
     fn map(
         &self,
-        resources: Vec<Res>,
+        resources: Vec<Res<'_>>,
         mut warnings: Vec<Warning>,
         opts: &ReadOptions,
     ) -> Result<Reading, FhirError> {
@@ -448,19 +450,20 @@ impl<'r> Reader<'r> {
             records: Vec::new(),
             outcomes: Vec::new(),
             medications: HashMap::new(),
+            matched: Vec::new(),
         };
         m.patient(&resources)?;
         for r in &resources {
-            if r.kind == "Medication"
+            if r.kind() == "Medication"
                 && let Some(code) = &r.res.code
             {
                 for a in r.aliases() {
-                    m.medications.insert(a, code.clone());
+                    m.medications.insert(a, code);
                 }
             }
         }
         for r in &resources {
-            match r.kind.as_str() {
+            match r.kind() {
                 "Condition" => m.condition(r),
                 "Observation" => m.observation(r),
                 "MedicationStatement" => m.medication_statement(r),
@@ -474,7 +477,7 @@ impl<'r> Reader<'r> {
     }
 }
 
-fn parse<T: DeserializeOwned>(raw: &RawValue) -> Result<T, (String, String)> {
+fn parse<'a, T: Deserialize<'a>>(raw: &'a RawValue) -> Result<T, (String, String)> {
     // The fast path; only a failure is parsed again to find the field at fault.
     match serde_json::from_str(raw.get()) {
         Ok(t) => Ok(t),
@@ -541,23 +544,25 @@ fn skip(
     Ok(())
 }
 
-struct Mapper<'m, 'r> {
+struct Mapper<'m, 'r, 'a> {
     reader: &'m Reader<'r>,
     opts: &'m ReadOptions,
     warnings: Vec<Warning>,
     ignored: usize,
     profile: Profile,
     patient_refs: Vec<String>,
-    observed: BTreeMap<String, Vec<Observed>>,
+    observed: BTreeMap<&'m str, Vec<Observed<'m>>>,
     /// Facts from Conditions that count only when no Observation exists (C15).
-    conditional: Vec<(String, String)>,
-    records: Vec<StepRec>,
-    outcomes: Vec<OutcomeObs>,
-    medications: HashMap<String, CodeableConcept>,
+    conditional: Vec<(&'m str, &'m str)>,
+    records: Vec<StepRec<'m>>,
+    outcomes: Vec<OutcomeObs<'m>>,
+    medications: HashMap<&'m str, &'m CodeableConcept<'a>>,
+    /// Scratch: the condition maps one Condition matched.
+    matched: Vec<&'m ConditionMap>,
 }
 
-impl Mapper<'_, '_> {
-    fn warn(&mut self, r: &Res, message: impl Into<String>) {
+impl<'m, 'a> Mapper<'m, '_, 'a> {
+    fn warn(&mut self, r: &Res<'_>, message: impl Into<String>) {
         self.warnings.push(Warning {
             entry: Some(r.index),
             resource: Some(r.name()),
@@ -566,19 +571,28 @@ impl Mapper<'_, '_> {
     }
 
     fn provenance(&mut self, key: &str, from: &str) {
-        let v = self.profile.provenance.entry(key.to_owned()).or_default();
-        if !v.iter().any(|x| x == from) {
-            v.push(from.to_owned());
+        match self.profile.provenance.get_mut(key) {
+            Some(v) if v.iter().any(|x| x == from) => {}
+            Some(v) => v.push(from.to_owned()),
+            None => {
+                self.profile
+                    .provenance
+                    .insert(key.to_owned(), vec![from.to_owned()]);
+            }
         }
     }
 
     /// Whether a subject reference points at the patient; warns and says no otherwise.
-    fn belongs(&mut self, r: &Res, subject: Option<&Reference>) -> bool {
+    fn belongs(&mut self, r: &Res<'_>, subject: Option<&Reference<'_>>) -> bool {
         let Some(reference) = subject.and_then(|s| s.reference.as_deref()) else {
             return true;
         };
         let ok = self.patient_refs.iter().any(|p| {
-            reference == p || (p.starts_with("Patient/") && reference.ends_with(&format!("/{p}")))
+            reference == p
+                || (p.starts_with("Patient/")
+                    && reference
+                        .strip_suffix(p.as_str())
+                        .is_some_and(|base| base.ends_with('/')))
         });
         if !ok {
             self.warn(
@@ -589,8 +603,8 @@ impl Mapper<'_, '_> {
         ok
     }
 
-    fn patient(&mut self, resources: &[Res]) -> Result<(), FhirError> {
-        let patients: Vec<&Res> = resources.iter().filter(|r| r.kind == "Patient").collect();
+    fn patient(&mut self, resources: &[Res<'_>]) -> Result<(), FhirError> {
+        let patients: Vec<&Res<'_>> = resources.iter().filter(|r| r.kind() == "Patient").collect();
         let p = match patients.as_slice() {
             [] => return Err(FhirError::NoPatient),
             [p] => *p,
@@ -602,10 +616,11 @@ impl Mapper<'_, '_> {
         };
         let name = p.name();
         let patient = &p.res;
-        self.patient_refs = p.aliases();
+        self.patient_refs = p.aliases().map(str::to_owned).collect();
         let birth = patient
             .birth_date
-            .clone()
+            .as_deref()
+            .map(str::to_owned)
             .ok_or_else(|| FhirError::NoBirthDate {
                 patient: name.clone(),
             })?;
@@ -636,7 +651,7 @@ impl Mapper<'_, '_> {
         self.provenance(fact, from);
     }
 
-    fn condition(&mut self, r: &Res) {
+    fn condition(&mut self, r: &'m Res<'a>) {
         let c = &r.res;
         if !self.belongs(r, c.subject.as_ref()) {
             return;
@@ -649,9 +664,10 @@ impl Mapper<'_, '_> {
         {
             return;
         }
-        let from = r.name();
+        let from: &'m str = &r.label;
         let reader = self.reader;
-        let mut matched: Vec<&ConditionMap> = Vec::new();
+        let mut matched = std::mem::take(&mut self.matched);
+        matched.clear();
         if let Some(code) = &c.code {
             for (system, code) in code.codes() {
                 reader.vs.condition_facts(system, code, |m| matched.push(m));
@@ -659,24 +675,23 @@ impl Mapper<'_, '_> {
         }
         if matched.is_empty() {
             self.ignored += 1;
-            return;
         }
         let onset = c
             .onset_date_time
             .as_deref()
             .or(c.onset_period.as_ref().and_then(|p| p.start.as_deref()));
-        for m in matched {
+        for &m in &matched {
             if m.unless_observed {
-                self.conditional.push((m.fact.clone(), from.clone()));
+                self.conditional.push((&m.fact, from));
                 continue;
             }
             match m.within_days {
-                None => self.set_true(&m.fact, &from),
+                None => self.set_true(&m.fact, from),
                 Some(days) => match onset.and_then(date) {
                     Some(d) => {
                         let since = (self.opts.date - d).get_days();
                         if since <= i32::try_from(days).unwrap_or(i32::MAX) {
-                            self.set_true(&m.fact, &from);
+                            self.set_true(&m.fact, from);
                         }
                     }
                     None => {
@@ -685,16 +700,17 @@ impl Mapper<'_, '_> {
                             self.profile
                                 .facts
                                 .insert(m.fact.clone(), FactValue::Unknown);
-                            self.provenance(&m.fact, &from);
+                            self.provenance(&m.fact, from);
                             self.warn(r, format!("no onset date: `{}` is unknown", m.fact));
                         }
                     }
                 },
             }
         }
+        self.matched = matched;
     }
 
-    fn observation(&mut self, r: &Res) {
+    fn observation(&mut self, r: &'m Res<'a>) {
         let o = &r.res;
         if !self.belongs(r, o.subject.as_ref()) {
             return;
@@ -728,7 +744,11 @@ impl Mapper<'_, '_> {
                 );
                 return;
             };
-            let focus: Vec<String> = o.focus.iter().filter_map(|f| f.reference.clone()).collect();
+            let focus: Vec<&str> = o
+                .focus
+                .iter()
+                .filter_map(|f| f.reference.as_deref())
+                .collect();
             if focus.is_empty() {
                 self.warn(r, "outcome Observation without a focus; skipped");
                 return;
@@ -737,7 +757,7 @@ impl Mapper<'_, '_> {
                 at,
                 focus,
                 outcome,
-                from: r.name(),
+                from: &r.label,
             });
             return;
         }
@@ -750,21 +770,17 @@ impl Mapper<'_, '_> {
             return;
         };
         match self.value(map, o) {
-            Ok(value) => self
-                .observed
-                .entry(map.fact.clone())
-                .or_default()
-                .push(Observed {
-                    at,
-                    value,
-                    from: r.name(),
-                }),
+            Ok(value) => self.observed.entry(&map.fact).or_default().push(Observed {
+                at,
+                value,
+                from: &r.label,
+            }),
             Err(why) => self.warn(r, format!("`{}`: {why}; skipped", map.fact)),
         }
     }
 
     /// The fact value an Observation carries.
-    fn value(&self, map: &ObservationMap, o: &model::AnyResource) -> Result<FactValue, String> {
+    fn value(&self, map: &ObservationMap, o: &model::AnyResource<'_>) -> Result<FactValue, String> {
         if let Some(cc) = &o.value_codeable_concept {
             for (s, c) in cc.codes() {
                 if let Some(v) = map.answers.get(s, c) {
@@ -821,7 +837,11 @@ impl Mapper<'_, '_> {
     }
 
     /// The step a code (with dosage routes) names, if any.
-    fn step_for(&self, cc: &CodeableConcept, routes: &[&CodeableConcept]) -> Option<StepId> {
+    fn step_for(
+        &self,
+        cc: &CodeableConcept<'_>,
+        routes: &[&CodeableConcept<'_>],
+    ) -> Option<StepId> {
         let vs = &self.reader.vs;
         let step = cc.codes().find_map(|(s, c)| vs.steps.get(s, c))?.clone();
         for route in &vs.routes {
@@ -837,19 +857,19 @@ impl Mapper<'_, '_> {
         Some(step)
     }
 
-    fn medication_statement(&mut self, r: &Res) {
+    fn medication_statement(&mut self, r: &'m Res<'a>) {
         let ms = &r.res;
         if !self.belongs(r, ms.subject.as_ref()) {
             return;
         }
         let code = match (&ms.medication_codeable_concept, &ms.medication_reference) {
-            (Some(c), _) => Some(c.clone()),
+            (Some(c), _) => Some(c),
             (None, Some(reference)) => {
                 let found = reference
                     .reference
-                    .as_ref()
+                    .as_deref()
                     .and_then(|x| self.medications.get(x))
-                    .cloned();
+                    .copied();
                 if found.is_none() {
                     self.warn(r, "medicationReference does not resolve to a Medication in the record; skipped");
                 }
@@ -862,9 +882,9 @@ impl Mapper<'_, '_> {
             return;
         };
         let status = ms.status.as_deref().unwrap_or("");
-        let routes: Vec<&CodeableConcept> =
+        let routes: Vec<&CodeableConcept<'_>> =
             ms.dosage.iter().filter_map(|d| d.route.as_ref()).collect();
-        if let Some(step) = self.step_for(&code, &routes) {
+        if let Some(step) = self.step_for(code, &routes) {
             // Section 3.4: active = current; completed or stopped = past; not-taken = declined.
             self.step_record(
                 r,
@@ -888,7 +908,7 @@ impl Mapper<'_, '_> {
         }
     }
 
-    fn procedure(&mut self, r: &Res) {
+    fn procedure(&mut self, r: &'m Res<'a>) {
         let p = &r.res;
         if !self.belongs(r, p.subject.as_ref()) {
             return;
@@ -921,7 +941,7 @@ impl Mapper<'_, '_> {
     /// completed, stopped and on-hold are past; anything else is skipped with a warning.
     fn step_record(
         &mut self,
-        r: &Res,
+        r: &'m Res<'a>,
         step: StepId,
         status: &str,
         (cur, dec, ignored): (&str, &str, &[&str]),
@@ -940,15 +960,18 @@ impl Mapper<'_, '_> {
             }
         };
         self.records.push(StepRec {
-            aliases: r.aliases(),
+            aliases: [
+                r.full_url.as_deref(),
+                r.res.id.is_some().then_some(&*r.label),
+            ],
             step,
             current,
             declined,
-            from: r.name(),
+            from: &r.label,
         });
     }
 
-    fn allergy(&mut self, r: &Res) {
+    fn allergy(&mut self, r: &'m Res<'a>) {
         let a = &r.res;
         if !self.belongs(r, a.patient.as_ref()) {
             return;
@@ -999,7 +1022,7 @@ impl Mapper<'_, '_> {
             let value = if agree {
                 first
             } else {
-                let names: Vec<&str> = top.iter().map(|o| o.from.as_str()).collect();
+                let names: Vec<&str> = top.iter().map(|o| o.from).collect();
                 self.warnings.push(Warning {
                     entry: None,
                     resource: None,
@@ -1011,20 +1034,19 @@ impl Mapper<'_, '_> {
                 FactValue::Unknown
             };
             // A Condition may already have set a yes/no fact (night spasms): true wins.
-            if !(self.profile.facts.get(&fact) == Some(&FactValue::Bool(true))
+            if !(self.profile.facts.get(fact) == Some(&FactValue::Bool(true))
                 && value == FactValue::Bool(false))
             {
-                self.profile.facts.insert(fact.clone(), value);
+                self.profile.facts.insert(fact.to_owned(), value);
             }
             for o in top {
-                let from = o.from.clone();
-                self.provenance(&fact, &from);
+                self.provenance(fact, o.from);
             }
         }
         let conditional = std::mem::take(&mut self.conditional);
         for (fact, from) in conditional {
-            if !self.profile.facts.contains_key(&fact) {
-                self.set_true(&fact, &from);
+            if !self.profile.facts.contains_key(fact) {
+                self.set_true(fact, from);
             }
         }
         // Step records and outcomes (section 3.4, C5-C7).
@@ -1037,7 +1059,7 @@ impl Mapper<'_, '_> {
         let mut used_outcomes = BTreeSet::new();
         let records = std::mem::take(&mut self.records);
         for (step, (current, declined)) in steps {
-            let mine: Vec<&StepRec> = records
+            let mine: Vec<&StepRec<'_>> = records
                 .iter()
                 .filter(|r| r.step == step && (!current || r.current))
                 .collect();
@@ -1045,13 +1067,9 @@ impl Mapper<'_, '_> {
                 .outcomes
                 .iter()
                 .enumerate()
-                .filter(|(_, o)| {
-                    o.focus
-                        .iter()
-                        .any(|f| mine.iter().any(|r| r.aliases.contains(f)))
-                })
+                .filter(|(_, o)| o.focus.iter().any(|f| mine.iter().any(|r| r.is(f))))
                 .max_by_key(|(i, o)| (o.at, *i))
-                .map(|(i, o)| (i, o.outcome, o.from.clone()));
+                .map(|(i, o)| (i, o.outcome, o.from));
             let outcome = match &best {
                 Some((i, o, _)) => {
                     used_outcomes.insert(*i);
@@ -1062,23 +1080,21 @@ impl Mapper<'_, '_> {
             };
             let key = format!("step:{step}");
             for r in records.iter().filter(|r| r.step == step) {
-                self.provenance(&key, &r.from);
+                self.provenance(&key, r.from);
             }
             if let Some((_, _, from)) = best {
-                self.provenance(&key, &from);
+                self.provenance(&key, from);
             }
             self.profile
                 .steps
                 .insert(step, StepRecord { current, outcome });
         }
         for (i, o) in self.outcomes.iter().enumerate() {
-            let known = records
-                .iter()
-                .any(|r| o.focus.iter().any(|f| r.aliases.contains(f)));
+            let known = records.iter().any(|r| o.focus.iter().any(|f| r.is(f)));
             if !known && !used_outcomes.contains(&i) {
                 self.warnings.push(Warning {
                     entry: None,
-                    resource: Some(o.from.clone()),
+                    resource: Some(o.from.to_owned()),
                     message: "outcome Observation whose focus is not a step record in the record; skipped".into(),
                 });
             }
@@ -1146,5 +1162,27 @@ mod fast_path_tests {
             let r = serde_json::from_str::<model::FastBundle>(&b);
             assert!(r.is_ok(), "{:?}", r.err());
         }
+    }
+
+    #[test]
+    fn escaped_strings_are_read_like_plain_ones() {
+        // Strings are borrowed from the input; escaped ones are unescaped into owned copies.
+        let rs = RuleSet::ms_spasticity().unwrap();
+        let reader = Reader::new(&rs, crate::ValueSets::ms_spasticity(&rs).unwrap());
+        let opts = ReadOptions::strict(Date::constant(2026, 11, 22));
+        let plain = br#"{"resourceType":"Bundle","entry":[
+          {"fullUrl":"urn:uuid:p","resource":{"resourceType":"Patient","id":"p1","gender":"female","birthDate":"1980-05"}},
+          {"resource":{"resourceType":"Condition","id":"c1","clinicalStatus":{"coding":[{"code":"active"}]},
+            "code":{"coding":[{"system":"http://snomed.info/sct","code":"24700007"}]},"subject":{"reference":"urn:uuid:p"}}}]}"#;
+        let escaped = br#"{"resourceType":"Bundle","entry":[
+          {"fullUrl":"urn:uuid:p","resource":{"resourceType":"Patient","id":"p1","gender":"female","birthDate":"1980-05"}},
+          {"resource":{"resourceType":"Condition","id":"c1","clinicalStatus":{"coding":[{"code":"active"}]},
+            "code":{"coding":[{"system":"http:\/\/snomed.info\/sct","code":"24700007"}]},"subject":{"reference":"urn:uuid:p"}}}]}"#;
+        let a = reader.read_bundle(plain, &opts).unwrap();
+        let b = reader.read_bundle(escaped, &opts).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(b.profile.facts["multiple-sclerosis"], FactValue::Bool(true));
+        assert_eq!(b.profile.provenance["multiple-sclerosis"], ["Condition/c1"]);
+        assert_eq!(b.profile.sex, Sex::Female);
     }
 }
