@@ -1,12 +1,14 @@
 //! `pathway batch`: evaluate a population on every core, streaming, in input order.
 //!
-//! One thread reads records, N workers read FHIR and evaluate, the main thread writes results
-//! in input order. At most `WINDOW` records are in flight, so memory stays flat however large
-//! the input.
+//! One thread reads records in chunks, N workers read FHIR and evaluate a chunk at a time, the
+//! main thread writes results in input order. Chunks keep the cost of handing work between
+//! threads small next to the work; at most `WINDOW` chunks are in flight, so memory stays flat
+//! however large the input.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -21,8 +23,10 @@ use serde::Serialize;
 use crate::Content;
 use crate::common::{self, Fail};
 
-/// Records in flight at most (read but not yet written).
-const WINDOW: u64 = 4096;
+/// Records per chunk.
+const CHUNK: usize = 64;
+/// Chunks in flight at most (read but not yet written).
+const WINDOW: u64 = 64;
 
 pub struct Options {
     pub input: String,
@@ -37,23 +41,30 @@ pub struct Options {
 
 /// One record to evaluate.
 enum Item {
-    /// A line of NDJSON (a Bundle).
-    Line(Vec<u8>),
+    /// A line of NDJSON (a Bundle): its bytes in the chunk's buffer.
+    Line(Range<usize>),
     /// A patient already read from a Bulk Data export.
     Read(Box<Reading>),
     /// A record that could not be read.
     Failed(String),
 }
 
+/// A chunk of records, in input order; lines are stored in one buffer.
+#[derive(Default)]
 struct Job {
     seq: u64,
-    line: Option<usize>,
-    item: Item,
+    buf: Vec<u8>,
+    items: Vec<(Option<usize>, Item)>,
 }
 
+/// A chunk evaluated: the output lines in one buffer, and for each record either its line's
+/// range in that buffer or why it could not be evaluated; statuses of the records evaluated,
+/// one per step each, in order.
 struct Done {
     seq: u64,
-    result: Result<(Vec<u8>, Vec<Status>), String>,
+    out: Vec<u8>,
+    results: Vec<Result<Range<usize>, String>>,
+    statuses: Vec<Status>,
 }
 
 /// One line of the output file.
@@ -92,7 +103,91 @@ struct Scratch {
     eval: pathway_rules::Evaluation,
 }
 
+/// Evaluates one record, appending its output line to `out` and its statuses to `statuses`.
+#[allow(clippy::too_many_arguments)]
 fn evaluate(
+    rs: &RuleSet,
+    reader: &Reader<'_>,
+    opts: &ReadOptions,
+    (line, item): (Option<usize>, Item),
+    buf: &[u8],
+    source: &str,
+    detail: crate::Detail,
+    scratch: &mut Scratch,
+    out: &mut Vec<u8>,
+    statuses: &mut Vec<Status>,
+) -> Result<Range<usize>, String> {
+    let where_ = |line: Option<usize>| match line {
+        Some(l) => format!("{source}:{l}"),
+        None => source.to_owned(),
+    };
+    let r = match item {
+        Item::Line(range) => reader
+            .read_bundle(buf.get(range).unwrap_or_default(), opts)
+            .map_err(|e| format!("{}: {e}", where_(line)))?,
+        Item::Read(r) => *r,
+        Item::Failed(m) => return Err(m),
+    };
+    rs.prepare_into(&r.profile, &mut scratch.prepared)
+        .map_err(|e| format!("{}: {} {e}", where_(line), r.patient))?;
+    rs.evaluate_into(&scratch.prepared, &mut scratch.eval);
+    let warnings: Vec<String> = r.warnings.iter().map(ToString::to_string).collect();
+    let start = out.len();
+    let written = match detail {
+        crate::Detail::Full => {
+            let mut rec = scratch.eval.to_recommendation(rs, &r.profile);
+            rec.warnings = warnings;
+            serde_json::to_writer(
+                &mut *out,
+                &OutLine {
+                    patient: &r.patient,
+                    line,
+                    result: &rec,
+                },
+            )
+        }
+        crate::Detail::Summary => {
+            let steps = scratch
+                .eval
+                .steps(rs)
+                .map(|s| StepSummary {
+                    step: s.step.id.as_str(),
+                    status: s.status,
+                    rules: s
+                        .reasons()
+                        .filter(|x| x.decisive())
+                        .map(|x| x.rule_id())
+                        .collect(),
+                    missing: s.missing().collect(),
+                })
+                .collect();
+            let summary = Summary {
+                ruleset: rs.stamp(),
+                applicable: scratch.eval.applicable(),
+                steps,
+                warnings,
+            };
+            serde_json::to_writer(
+                &mut *out,
+                &OutLine {
+                    patient: &r.patient,
+                    line,
+                    result: &summary,
+                },
+            )
+        }
+    };
+    if let Err(e) = written {
+        out.truncate(start);
+        return Err(e.to_string());
+    }
+    out.push(b'\n');
+    statuses.extend(scratch.eval.statuses());
+    Ok(start..out.len())
+}
+
+/// Evaluates a chunk.
+fn evaluate_chunk(
     rs: &RuleSet,
     reader: &Reader<'_>,
     opts: &ReadOptions,
@@ -101,88 +196,55 @@ fn evaluate(
     detail: crate::Detail,
     scratch: &mut Scratch,
 ) -> Done {
-    let where_ = |line: Option<usize>| match line {
-        Some(l) => format!("{source}:{l}"),
-        None => source.to_owned(),
-    };
-    let reading = match job.item {
-        Item::Line(bytes) => reader
-            .read_bundle(&bytes, opts)
-            .map_err(|e| format!("{}: {e}", where_(job.line))),
-        Item::Read(r) => Ok(*r),
-        Item::Failed(m) => Err(m),
-    };
-    let result = reading.and_then(|r| {
-        rs.prepare_into(&r.profile, &mut scratch.prepared)
-            .map_err(|e| format!("{}: {} {e}", where_(job.line), r.patient))?;
-        rs.evaluate_into(&scratch.prepared, &mut scratch.eval);
-        let statuses = scratch.eval.statuses().collect();
-        let warnings: Vec<String> = r.warnings.iter().map(ToString::to_string).collect();
-        let mut buf = Vec::with_capacity(4096);
-        let written = match detail {
-            crate::Detail::Full => {
-                let mut rec = scratch.eval.to_recommendation(rs, &r.profile);
-                rec.warnings = warnings;
-                serde_json::to_writer(
-                    &mut buf,
-                    &OutLine {
-                        patient: &r.patient,
-                        line: job.line,
-                        result: &rec,
-                    },
-                )
-            }
-            crate::Detail::Summary => {
-                let steps = scratch
-                    .eval
-                    .steps(rs)
-                    .map(|s| StepSummary {
-                        step: s.step.id.as_str(),
-                        status: s.status,
-                        rules: s
-                            .reasons()
-                            .filter(|x| x.decisive())
-                            .map(|x| x.rule_id())
-                            .collect(),
-                        missing: s.missing().collect(),
-                    })
-                    .collect();
-                let summary = Summary {
-                    ruleset: rs.stamp(),
-                    applicable: scratch.eval.applicable(),
-                    steps,
-                    warnings,
-                };
-                serde_json::to_writer(
-                    &mut buf,
-                    &OutLine {
-                        patient: &r.patient,
-                        line: job.line,
-                        result: &summary,
-                    },
-                )
-            }
-        };
-        written.map_err(|e| e.to_string())?;
-        buf.push(b'\n');
-        Ok((buf, statuses))
-    });
+    let mut out = Vec::with_capacity(job.items.len() * 2048);
+    let mut statuses = Vec::with_capacity(job.items.len() * rs.ladder().len());
+    let results = job
+        .items
+        .into_iter()
+        .map(|item| {
+            evaluate(
+                rs,
+                reader,
+                opts,
+                item,
+                &job.buf,
+                source,
+                detail,
+                scratch,
+                &mut out,
+                &mut statuses,
+            )
+        })
+        .collect();
     Done {
         seq: job.seq,
-        result,
+        out,
+        results,
+        statuses,
     }
 }
 
-/// Sends jobs, waiting while too many are in flight. Returns false when told to stop.
+/// Fills chunks and sends them, waiting while too many are in flight.
 struct Feeder<'a> {
     tx: SyncSender<Job>,
     seq: u64,
+    chunk: Job,
     written: &'a AtomicU64,
     stop: &'a AtomicBool,
 }
 
 impl Feeder<'_> {
-    fn send(&mut self, line: Option<usize>, item: Item) -> bool {
+    /// Adds a record; sends the chunk when it is full. Returns false when told to stop.
+    fn push(&mut self, line: Option<usize>, item: Item) -> bool {
+        self.chunk.items.push((line, item));
+        self.chunk.items.len() < CHUNK || self.flush()
+    }
+
+    /// Sends the chunk (if it holds anything). Returns false when told to stop.
+    fn flush(&mut self) -> bool {
+        if self.chunk.items.is_empty() {
+            return true;
+        }
         while self
             .seq
             .saturating_sub(self.written.load(Ordering::Acquire))
@@ -193,11 +255,8 @@ impl Feeder<'_> {
             }
             std::thread::yield_now();
         }
-        let job = Job {
-            seq: self.seq,
-            line,
-            item,
-        };
+        let mut job = std::mem::take(&mut self.chunk);
+        job.seq = self.seq;
         self.seq += 1;
         !self.stop.load(Ordering::Acquire) && self.tx.send(job).is_ok()
     }
@@ -206,25 +265,34 @@ impl Feeder<'_> {
 fn feed_lines(mut input: impl BufRead, feeder: &mut Feeder<'_>, read: &AtomicU64, source: &str) {
     let mut n = 0usize;
     loop {
-        let mut buf = Vec::new();
-        match input.read_until(b'\n', &mut buf) {
-            Ok(0) => return,
+        // Each line is read straight into its chunk's buffer.
+        let start = feeder.chunk.buf.len();
+        match input.read_until(b'\n', &mut feeder.chunk.buf) {
+            Ok(0) => break,
             Ok(k) => {
                 n += 1;
                 read.fetch_add(k as u64, Ordering::Relaxed);
-                if buf.iter().all(u8::is_ascii_whitespace) {
+                let end = feeder.chunk.buf.len();
+                let blank = feeder
+                    .chunk
+                    .buf
+                    .get(start..)
+                    .is_none_or(|l| l.iter().all(u8::is_ascii_whitespace));
+                if blank {
+                    feeder.chunk.buf.truncate(start);
                     continue;
                 }
-                if !feeder.send(Some(n), Item::Line(buf)) {
+                if !feeder.push(Some(n), Item::Line(start..end)) {
                     return;
                 }
             }
             Err(e) => {
-                feeder.send(None, Item::Failed(format!("{source}: {e}")));
-                return;
+                feeder.push(None, Item::Failed(format!("{source}: {e}")));
+                break;
             }
         }
     }
+    feeder.flush();
 }
 
 fn feed_bulk(bulk: BulkExport<'_>, feeder: &mut Feeder<'_>) {
@@ -233,10 +301,11 @@ fn feed_bulk(bulk: BulkExport<'_>, feeder: &mut Feeder<'_>) {
             Ok(reading) => Item::Read(Box::new(reading)),
             Err(e) => Item::Failed(e.to_string()),
         };
-        if !feeder.send(None, item) {
+        if !feeder.push(None, item) {
             return;
         }
     }
+    feeder.flush();
 }
 
 fn worker(
@@ -256,7 +325,7 @@ fn worker(
         };
         let Ok(job) = job else { return };
         if tx
-            .send(evaluate(
+            .send(evaluate_chunk(
                 rs,
                 reader,
                 opts,
@@ -339,9 +408,9 @@ pub fn run(o: &Options) -> Result<(), Fail> {
         File::create(&o.out).map_err(|e| Fail::input(format!("{}: {e}", o.out.display())))?;
     let mut out = BufWriter::with_capacity(1 << 20, out_file);
 
-    let (job_tx, job_rx) = sync_channel::<Job>(jobs * 64);
+    let (job_tx, job_rx) = sync_channel::<Job>(jobs * 2);
     let job_rx = Mutex::new(job_rx);
-    let (done_tx, done_rx) = sync_channel::<Done>(jobs * 64);
+    let (done_tx, done_rx) = sync_channel::<Done>(jobs * 2);
     let written = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let bytes_read = Arc::new(AtomicU64::new(0));
@@ -359,6 +428,7 @@ pub fn run(o: &Options) -> Result<(), Fail> {
             let mut feeder = Feeder {
                 tx: job_tx,
                 seq: 0,
+                chunk: Job::default(),
                 written: written_ref,
                 stop: stop_ref,
             };
@@ -387,49 +457,51 @@ pub fn run(o: &Options) -> Result<(), Fail> {
         drop(done_tx);
         let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
         let mut next = 0u64;
+        let steps = rs.ladder().len();
         for done in done_rx.iter() {
             pending.insert(done.seq, done);
             while let Some(d) = pending.remove(&next) {
                 next += 1;
                 written.store(next, Ordering::Release);
-                if failure.is_some() {
-                    continue;
-                }
-                match d.result {
-                    Ok((line, statuses)) => {
-                        if let Err(e) = out.write_all(&line) {
-                            failure = Some(Fail::input(format!("{}: {e}", o.out.display())));
-                            stop.store(true, Ordering::Release);
-                            continue;
-                        }
-                        patients += 1;
-                        for (i, s) in statuses.iter().enumerate() {
-                            if let Some(c) = counts.get_mut(i) {
+                let mut statuses = d.statuses.chunks(steps.max(1));
+                for result in d.results {
+                    if failure.is_some() {
+                        break;
+                    }
+                    match result {
+                        Ok(range) => {
+                            let line = d.out.get(range).unwrap_or_default();
+                            if let Err(e) = out.write_all(line) {
+                                failure = Some(Fail::input(format!("{}: {e}", o.out.display())));
+                                stop.store(true, Ordering::Release);
+                                continue;
+                            }
+                            patients += 1;
+                            for (c, s) in counts.iter_mut().zip(statuses.next().unwrap_or_default())
+                            {
                                 let k = Status::ALL.iter().position(|x| x == s).unwrap_or(0);
                                 if let Some(slot) = c.get_mut(k) {
                                     *slot += 1;
                                 }
                             }
                         }
-                    }
-                    Err(message) => {
-                        errors += 1;
-                        bar.suspend(|| eprintln!("pathway: {message}"));
-                        if o.fail_fast {
-                            failure = Some(Fail::input(format!(
-                                "stopped at the first bad record (--fail-fast): {message}"
-                            )));
-                            stop.store(true, Ordering::Release);
+                        Err(message) => {
+                            errors += 1;
+                            bar.suspend(|| eprintln!("pathway: {message}"));
+                            if o.fail_fast {
+                                failure = Some(Fail::input(format!(
+                                    "stopped at the first bad record (--fail-fast): {message}"
+                                )));
+                                stop.store(true, Ordering::Release);
+                            }
                         }
                     }
                 }
-                if next.is_multiple_of(256) {
-                    if total.is_some() {
-                        bar.set_position(bytes_read.load(Ordering::Relaxed));
-                    }
-                    bar.set_message(format!("{patients} patients, {errors} errors"));
-                    bar.tick();
+                if total.is_some() {
+                    bar.set_position(bytes_read.load(Ordering::Relaxed));
                 }
+                bar.set_message(format!("{patients} patients, {errors} errors"));
+                bar.tick();
             }
         }
     });

@@ -354,6 +354,17 @@ fn batch_streams_reports_bad_lines_and_summarises() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--fail-fast"), "{}", stderr(&o));
+    // Exactly the records before the bad one were written, though it sits mid-chunk.
+    let written: Vec<u64> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["line"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(written, (1..=10).collect::<Vec<u64>>());
 }
 
 #[test]

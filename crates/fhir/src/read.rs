@@ -166,7 +166,14 @@ impl<'a> Res<'a> {
     fn new(index: usize, full_url: Option<Text<'a>>, res: Box<model::AnyResource<'a>>) -> Res<'a> {
         let kind = res.resource_type.as_deref().unwrap_or_default();
         let label = match (res.id.as_deref(), full_url.as_deref()) {
-            (Some(id), _) => format!("{kind}/{id}"),
+            (Some(id), _) => {
+                // `format!` costs several times this, once per resource.
+                let mut l = String::with_capacity(kind.len() + 1 + id.len());
+                l.push_str(kind);
+                l.push('/');
+                l.push_str(id);
+                l
+            }
             (None, Some(u)) => u.to_owned(),
             (None, None) => format!("{kind} in entry {index}"),
         };
@@ -202,9 +209,11 @@ pub(crate) fn instant(s: &str) -> Option<Timestamp> {
     if s.contains('T') {
         return s.parse::<Timestamp>().ok();
     }
-    date(s)
-        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
-        .map(|z| z.timestamp())
+    date(s).and_then(|d| {
+        jiff::tz::Offset::UTC
+            .to_timestamp(d.to_datetime(jiff::civil::Time::midnight()))
+            .ok()
+    })
 }
 
 /// Parses a FHIR date (`YYYY`, `YYYY-MM`, `YYYY-MM-DD`; a dateTime's date part).

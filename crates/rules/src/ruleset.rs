@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use pathway_core::{EdgeKind, Ladder, LadderError, OutcomeSet, Step, StepId, Transition};
 use serde::{Deserialize, Serialize};
@@ -278,7 +278,10 @@ pub struct RuleSet {
     pub(crate) applicability: Rule,
     pub(crate) rules: Vec<Rule>,
     pub(crate) compiled: Compiled,
-    pub(crate) warnings: Vec<Diagnostic>,
+    /// Lint warnings, found the first time they are asked for (loading does not need them).
+    warnings: OnceLock<Vec<Diagnostic>>,
+    /// The file name and text, to locate warnings.
+    origin: Option<Arc<(String, String)>>,
     doc: Document,
 }
 
@@ -332,10 +335,7 @@ impl RuleSet {
                 LoadError::new(file, ds.into_iter().map(|d| d.locate(file, text)).collect())
             })
             .map(|mut rs| {
-                rs.warnings = std::mem::take(&mut rs.warnings)
-                    .into_iter()
-                    .map(|d| d.locate(file, text))
-                    .collect();
+                rs.origin = Some(Arc::new((file.to_owned(), text.to_owned())));
                 rs
             })
     }
@@ -427,9 +427,31 @@ impl RuleSet {
         &self.sources
     }
 
-    /// Warnings found while loading (the rule set is usable).
+    /// Lint warnings: conditions that can never hold, steps no rule can offer, rules that
+    /// exclude and offer a step on the same condition. The rule set is usable either way.
+    ///
+    /// They are found the first time they are asked for (as `pathway check` does), not while
+    /// loading.
+    ///
+    /// ```
+    /// let rs = pathway_rules::RuleSet::ms_spasticity().unwrap();
+    /// assert!(rs.warnings().is_empty());
+    /// ```
     pub fn warnings(&self) -> &[Diagnostic] {
-        &self.warnings
+        self.warnings.get_or_init(|| {
+            let c = &self.compiled;
+            let found = crate::lint::lint(
+                &self.ladder,
+                &self.rules,
+                &c.step_rules,
+                &c.derived,
+                &self.doc,
+            );
+            match self.origin.as_deref() {
+                Some((file, text)) => found.into_iter().map(|d| d.locate(file, text)).collect(),
+                None => found,
+            }
+        })
     }
 }
 
@@ -1338,7 +1360,6 @@ impl<'t> Compiler<'t> {
         if !self.diags.is_empty() {
             return Err(self.diags);
         }
-        let warnings = crate::lint::lint(&ladder, &rules, &step_rules, &derived_conds, &doc);
         // Flatten: one table of distinct conditions (the same condition on several steps is
         // evaluated once), and for each step's rule its effect, policy and table index.
         let mut conds: Vec<Cond> = Vec::new();
@@ -1445,7 +1466,8 @@ impl<'t> Compiler<'t> {
                 adjunct_hosts: graph.adjunct_hosts,
                 tiers: graph.tiers,
             },
-            warnings,
+            warnings: OnceLock::new(),
+            origin: None,
             doc,
         })
     }
