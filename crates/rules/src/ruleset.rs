@@ -575,6 +575,9 @@ fn valid_rule_id(s: &str) -> bool {
 struct Compiler<'t> {
     text: &'t str,
     diags: Vec<Diagnostic>,
+    /// Each condition text parsed once (a rule's condition is resolved once per step it
+    /// covers, and many rules share a condition).
+    parsed: std::collections::HashMap<String, Result<expr::Ast, expr::SyntaxError>>,
 }
 
 /// The catalogue part of a scope, owned.
@@ -592,6 +595,7 @@ impl<'t> Compiler<'t> {
         Compiler {
             text,
             diags: Vec::new(),
+            parsed: std::collections::HashMap::new(),
         }
     }
 
@@ -623,16 +627,21 @@ impl<'t> Compiler<'t> {
         owner: &str,
         field: &str,
     ) -> Option<Cond> {
-        let ast = match expr::parse(src.get_ref()) {
+        let text = src.get_ref();
+        if !self.parsed.contains_key(text.as_str()) {
+            self.parsed.insert(text.clone(), expr::parse(text));
+        }
+        let ast = match self.parsed.get(text.as_str())? {
             Ok(a) => a,
             Err(e) => {
-                let span = self.inner_span(src, e.span);
-                self.push(
-                    Diagnostic::new(ErrorKind::Condition, e.message)
-                        .rule(owner)
-                        .field(field)
-                        .at(span),
-                );
+                // Reported once for each place the text is written.
+                let d = Diagnostic::new(ErrorKind::Condition, e.message.clone())
+                    .rule(owner)
+                    .field(field)
+                    .at(self.inner_span(src, e.span.clone()));
+                if !self.diags.contains(&d) {
+                    self.push(d);
+                }
                 return None;
             }
         };
@@ -662,7 +671,8 @@ impl<'t> Compiler<'t> {
             step,
             step_name,
         };
-        match scope.resolve(&ast) {
+        let resolved = scope.resolve(ast);
+        match resolved {
             Ok(c) => Some(c),
             Err(e) => {
                 let span = self.inner_span(src, e.span);
