@@ -2,8 +2,8 @@
 //!
 //! One thread reads records in chunks, N workers read FHIR and evaluate a chunk at a time, the
 //! main thread writes results in input order. Chunks keep the cost of handing work between
-//! threads small next to the work; at most `WINDOW` chunks are in flight, so memory stays flat
-//! however large the input.
+//! threads small next to the work; at most `WINDOW_PER_JOB` chunks per worker are in flight,
+//! so memory stays flat however large the input.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -25,8 +25,8 @@ use crate::common::{self, Fail};
 
 /// Records per chunk.
 const CHUNK: usize = 64;
-/// Chunks in flight at most (read but not yet written).
-const WINDOW: u64 = 64;
+/// Chunks in flight at most (read but not yet written), per worker.
+const WINDOW_PER_JOB: u64 = 4;
 
 pub struct Options {
     pub input: String,
@@ -229,6 +229,8 @@ struct Feeder<'a> {
     tx: SyncSender<Job>,
     seq: u64,
     chunk: Job,
+    /// Chunks in flight at most.
+    window: u64,
     written: &'a AtomicU64,
     stop: &'a AtomicBool,
 }
@@ -248,7 +250,7 @@ impl Feeder<'_> {
         while self
             .seq
             .saturating_sub(self.written.load(Ordering::Acquire))
-            >= WINDOW
+            >= self.window
         {
             if self.stop.load(Ordering::Acquire) {
                 return false;
@@ -429,6 +431,7 @@ pub fn run(o: &Options) -> Result<(), Fail> {
                 tx: job_tx,
                 seq: 0,
                 chunk: Job::default(),
+                window: WINDOW_PER_JOB * jobs as u64,
                 written: written_ref,
                 stop: stop_ref,
             };
