@@ -96,131 +96,128 @@ struct Summary<'a> {
     warnings: Vec<String>,
 }
 
-/// A worker's reusable buffers.
-#[derive(Default)]
-struct Scratch {
+/// What every worker shares, and one worker's reusable buffers.
+struct Worker<'a> {
+    rs: &'a RuleSet,
+    reader: &'a Reader<'a>,
+    opts: &'a ReadOptions,
+    /// How the input is named in messages.
+    source: &'a str,
+    detail: crate::Detail,
     prepared: pathway_rules::Prepared,
     eval: pathway_rules::Evaluation,
 }
 
-/// Evaluates one record, appending its output line to `out` and its statuses to `statuses`.
-#[allow(clippy::too_many_arguments)]
-fn evaluate(
-    rs: &RuleSet,
-    reader: &Reader<'_>,
-    opts: &ReadOptions,
-    (line, item): (Option<usize>, Item),
-    buf: &[u8],
-    source: &str,
-    detail: crate::Detail,
-    scratch: &mut Scratch,
-    out: &mut Vec<u8>,
-    statuses: &mut Vec<Status>,
-) -> Result<Range<usize>, String> {
-    let where_ = |line: Option<usize>| match line {
-        Some(l) => format!("{source}:{l}"),
-        None => source.to_owned(),
-    };
-    let r = match item {
-        Item::Line(range) => reader
-            .read_bundle(buf.get(range).unwrap_or_default(), opts)
-            .map_err(|e| format!("{}: {e}", where_(line)))?,
-        Item::Read(r) => *r,
-        Item::Failed(m) => return Err(m),
-    };
-    rs.prepare_into(&r.profile, &mut scratch.prepared)
-        .map_err(|e| format!("{}: {} {e}", where_(line), r.patient))?;
-    rs.evaluate_into(&scratch.prepared, &mut scratch.eval);
-    let warnings: Vec<String> = r.warnings.iter().map(ToString::to_string).collect();
-    let start = out.len();
-    let written = match detail {
-        crate::Detail::Full => {
-            let mut rec = scratch.eval.to_recommendation(rs, &r.profile);
-            rec.warnings = warnings;
-            serde_json::to_writer(
-                &mut *out,
-                &OutLine {
-                    patient: &r.patient,
-                    line,
-                    result: &rec,
-                },
-            )
-        }
-        crate::Detail::Summary => {
-            let steps = scratch
-                .eval
-                .steps(rs)
-                .map(|s| StepSummary {
-                    step: s.step.id.as_str(),
-                    status: s.status,
-                    rules: s
-                        .reasons()
-                        .filter(|x| x.decisive())
-                        .map(|x| x.rule_id())
-                        .collect(),
-                    missing: s.missing().collect(),
-                })
-                .collect();
-            let summary = Summary {
-                ruleset: rs.stamp(),
-                applicable: scratch.eval.applicable(),
-                steps,
-                warnings,
+impl Worker<'_> {
+    /// Evaluates chunks until there are no more or the results are no longer wanted.
+    fn run(mut self, jobs: &Mutex<Receiver<Job>>, tx: &SyncSender<Done>) {
+        loop {
+            let job = match jobs.lock() {
+                Ok(rx) => rx.recv(),
+                Err(_) => return,
             };
-            serde_json::to_writer(
-                &mut *out,
-                &OutLine {
-                    patient: &r.patient,
-                    line,
-                    result: &summary,
-                },
-            )
+            let Ok(job) = job else { return };
+            if tx.send(self.chunk(job)).is_err() {
+                return;
+            }
         }
-    };
-    if let Err(e) = written {
-        out.truncate(start);
-        return Err(e.to_string());
     }
-    out.push(b'\n');
-    statuses.extend(scratch.eval.statuses());
-    Ok(start..out.len())
-}
 
-/// Evaluates a chunk.
-fn evaluate_chunk(
-    rs: &RuleSet,
-    reader: &Reader<'_>,
-    opts: &ReadOptions,
-    job: Job,
-    source: &str,
-    detail: crate::Detail,
-    scratch: &mut Scratch,
-) -> Done {
-    let mut out = Vec::with_capacity(job.items.len() * 2048);
-    let mut statuses = Vec::with_capacity(job.items.len() * rs.ladder().len());
-    let results = job
-        .items
-        .into_iter()
-        .map(|item| {
-            evaluate(
-                rs,
-                reader,
-                opts,
-                item,
-                &job.buf,
-                source,
-                detail,
-                scratch,
-                &mut out,
-                &mut statuses,
-            )
-        })
-        .collect();
-    Done {
-        seq: job.seq,
-        out,
-        results,
-        statuses,
+    /// Evaluates a chunk.
+    fn chunk(&mut self, job: Job) -> Done {
+        let mut out = Vec::with_capacity(job.items.len() * 2048);
+        let mut statuses = Vec::with_capacity(job.items.len() * self.rs.ladder().len());
+        let results = job
+            .items
+            .into_iter()
+            .map(|item| self.record(item, &job.buf, &mut out, &mut statuses))
+            .collect();
+        Done {
+            seq: job.seq,
+            out,
+            results,
+            statuses,
+        }
+    }
+
+    /// Evaluates one record, appending its output line to `out` and its statuses to
+    /// `statuses`; `buf` holds the chunk's lines.
+    fn record(
+        &mut self,
+        (line, item): (Option<usize>, Item),
+        buf: &[u8],
+        out: &mut Vec<u8>,
+        statuses: &mut Vec<Status>,
+    ) -> Result<Range<usize>, String> {
+        let (rs, source) = (self.rs, self.source);
+        let where_ = |line: Option<usize>| match line {
+            Some(l) => format!("{source}:{l}"),
+            None => source.to_owned(),
+        };
+        let r = match item {
+            Item::Line(range) => self
+                .reader
+                .read_bundle(buf.get(range).unwrap_or_default(), self.opts)
+                .map_err(|e| format!("{}: {e}", where_(line)))?,
+            Item::Read(r) => *r,
+            Item::Failed(m) => return Err(m),
+        };
+        rs.prepare_into(&r.profile, &mut self.prepared)
+            .map_err(|e| format!("{}: {} {e}", where_(line), r.patient))?;
+        rs.evaluate_into(&self.prepared, &mut self.eval);
+        let warnings: Vec<String> = r.warnings.iter().map(ToString::to_string).collect();
+        let start = out.len();
+        let written = match self.detail {
+            crate::Detail::Full => {
+                let mut rec = self.eval.to_recommendation(rs, &r.profile);
+                rec.warnings = warnings;
+                serde_json::to_writer(
+                    &mut *out,
+                    &OutLine {
+                        patient: &r.patient,
+                        line,
+                        result: &rec,
+                    },
+                )
+            }
+            crate::Detail::Summary => {
+                let steps = self
+                    .eval
+                    .steps(rs)
+                    .map(|s| StepSummary {
+                        step: s.step.id.as_str(),
+                        status: s.status,
+                        rules: s
+                            .reasons()
+                            .filter(|x| x.decisive())
+                            .map(|x| x.rule_id())
+                            .collect(),
+                        missing: s.missing().collect(),
+                    })
+                    .collect();
+                let summary = Summary {
+                    ruleset: rs.stamp(),
+                    applicable: self.eval.applicable(),
+                    steps,
+                    warnings,
+                };
+                serde_json::to_writer(
+                    &mut *out,
+                    &OutLine {
+                        patient: &r.patient,
+                        line,
+                        result: &summary,
+                    },
+                )
+            }
+        };
+        if let Err(e) = written {
+            out.truncate(start);
+            return Err(e.to_string());
+        }
+        out.push(b'\n');
+        statuses.extend(self.eval.statuses());
+        Ok(start..out.len())
     }
 }
 
@@ -308,39 +305,6 @@ fn feed_bulk(bulk: BulkExport<'_>, feeder: &mut Feeder<'_>) {
         }
     }
     feeder.flush();
-}
-
-fn worker(
-    rs: &RuleSet,
-    reader: &Reader<'_>,
-    opts: &ReadOptions,
-    jobs: &Mutex<Receiver<Job>>,
-    tx: &SyncSender<Done>,
-    source: &str,
-    detail: crate::Detail,
-) {
-    let mut scratch = Scratch::default();
-    loop {
-        let job = match jobs.lock() {
-            Ok(rx) => rx.recv(),
-            Err(_) => return,
-        };
-        let Ok(job) = job else { return };
-        if tx
-            .send(evaluate_chunk(
-                rs,
-                reader,
-                opts,
-                job,
-                source,
-                detail,
-                &mut scratch,
-            ))
-            .is_err()
-        {
-            return;
-        }
-    }
 }
 
 fn progress(total: Option<u64>) -> ProgressBar {
@@ -453,9 +417,17 @@ pub fn run(o: &Options) -> Result<(), Fail> {
         });
         for _ in 0..jobs {
             let tx = done_tx.clone();
-            let (rs, reader, opts, rx, source) = (&rs, &reader, &opts, &job_rx, source.as_str());
-            let detail = o.detail;
-            scope.spawn(move || worker(rs, reader, opts, rx, &tx, source, detail));
+            let worker = Worker {
+                rs: &rs,
+                reader: &reader,
+                opts: &opts,
+                source: source.as_str(),
+                detail: o.detail,
+                prepared: Default::default(),
+                eval: Default::default(),
+            };
+            let rx = &job_rx;
+            scope.spawn(move || worker.run(rx, &tx));
         }
         drop(done_tx);
         let mut pending: BTreeMap<u64, Done> = BTreeMap::new();

@@ -195,11 +195,13 @@ impl<'a> Res<'a> {
         self.label.clone()
     }
 
-    /// The strings a reference to this resource may use: its `fullUrl` and `Kind/id`.
-    fn aliases(&self) -> impl Iterator<Item = &str> {
-        // With an id, the label is `Kind/id`.
-        let local = self.res.id.is_some().then_some(self.label.as_str());
-        self.full_url.as_deref().into_iter().chain(local)
+    /// The strings a reference to this resource may use: its `fullUrl` and `Kind/id` (with
+    /// an id, the label is `Kind/id`).
+    fn aliases(&self) -> [Option<&str>; 2] {
+        [
+            self.full_url.as_deref(),
+            self.res.id.is_some().then_some(self.label.as_str()),
+        ]
     }
 }
 
@@ -459,14 +461,13 @@ impl<'r> Reader<'r> {
             records: Vec::new(),
             outcomes: Vec::new(),
             medications: HashMap::new(),
-            matched: Vec::new(),
         };
         m.patient(&resources)?;
         for r in &resources {
             if r.kind() == "Medication"
                 && let Some(code) = &r.res.code
             {
-                for a in r.aliases() {
+                for a in r.aliases().into_iter().flatten() {
                     m.medications.insert(a, code);
                 }
             }
@@ -566,8 +567,6 @@ struct Mapper<'m, 'r, 'a> {
     records: Vec<StepRec<'m>>,
     outcomes: Vec<OutcomeObs<'m>>,
     medications: HashMap<&'m str, &'m CodeableConcept<'a>>,
-    /// Scratch: the condition maps one Condition matched.
-    matched: Vec<&'m ConditionMap>,
 }
 
 impl<'m, 'a> Mapper<'m, '_, 'a> {
@@ -625,7 +624,12 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
         };
         let name = p.name();
         let patient = &p.res;
-        self.patient_refs = p.aliases().map(str::to_owned).collect();
+        self.patient_refs = p
+            .aliases()
+            .into_iter()
+            .flatten()
+            .map(str::to_owned)
+            .collect();
         let birth = patient
             .birth_date
             .as_deref()
@@ -675,8 +679,7 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
         }
         let from: &'m str = &r.label;
         let reader = self.reader;
-        let mut matched = std::mem::take(&mut self.matched);
-        matched.clear();
+        let mut matched: Vec<&ConditionMap> = Vec::new();
         if let Some(code) = &c.code {
             for (system, code) in code.codes() {
                 reader.vs.condition_facts(system, code, |m| matched.push(m));
@@ -684,12 +687,13 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
         }
         if matched.is_empty() {
             self.ignored += 1;
+            return;
         }
         let onset = c
             .onset_date_time
             .as_deref()
             .or(c.onset_period.as_ref().and_then(|p| p.start.as_deref()));
-        for &m in &matched {
+        for m in matched {
             if m.unless_observed {
                 self.conditional.push((&m.fact, from));
                 continue;
@@ -716,7 +720,6 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
                 },
             }
         }
-        self.matched = matched;
     }
 
     fn observation(&mut self, r: &'m Res<'a>) {
@@ -969,10 +972,7 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
             }
         };
         self.records.push(StepRec {
-            aliases: [
-                r.full_url.as_deref(),
-                r.res.id.is_some().then_some(&*r.label),
-            ],
+            aliases: r.aliases(),
             step,
             current,
             declined,
