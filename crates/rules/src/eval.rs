@@ -10,16 +10,16 @@
 
 use std::sync::Arc;
 
-use pathway_core::{Date, FactValue, Outcome, OutcomeSet, Profile, Sex, Status, Step};
+use pathway_core::{Date, FactValue, Outcome, Profile, Sex, Status, Step};
 
-use crate::cond::{Cond, NumSrc};
+use crate::circuit::{Circuit, NodeId};
 use crate::error::ProfileError;
 use crate::recommendation::{FactUse, Reason, Recommendation, StepResult};
 use crate::ruleset::{Absent, Effect, FactKind, IfUnknown, Rule, RuleSet};
 use crate::tri::Tri;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Val {
+pub(crate) enum Val {
     Bool(bool),
     Num(f64),
     Code(u8),
@@ -28,7 +28,7 @@ enum Val {
 
 /// A fact, age, sex, step record, medication class or hypersensitivity that a rule read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Atom {
+pub(crate) enum Atom {
     Age,
     Sex,
     Fact(u16),
@@ -41,15 +41,6 @@ fn at<T: Copy>(v: &[T], i: impl Into<usize>, default: T) -> T {
     v.get(i.into()).copied().unwrap_or(default)
 }
 
-fn sex_bit(s: Sex) -> u8 {
-    match s {
-        Sex::Male => 1,
-        Sex::Female => 2,
-        Sex::Other => 4,
-        Sex::Unknown => 8,
-    }
-}
-
 /// A profile checked against a rule set's catalogue and indexed for evaluation.
 ///
 /// Reuse one with [`RuleSet::prepare_into`] to evaluate many patients without allocating.
@@ -57,13 +48,49 @@ fn sex_bit(s: Sex) -> u8 {
 pub struct Prepared {
     vals: Vec<Val>,
     recorded: Vec<bool>,
-    age: f64,
-    sex: Sex,
+    pub(crate) age: f64,
+    pub(crate) sex: Sex,
     date: Option<Date>,
     outcome: Vec<Option<Outcome>>,
     current: Vec<bool>,
     meds: Vec<bool>,
     hyper: Vec<bool>,
+}
+
+impl Prepared {
+    pub(crate) fn val(&self, f: u16) -> Val {
+        at(&self.vals, f, Val::Unknown)
+    }
+
+    pub(crate) fn outcome(&self, s: u16) -> Option<Outcome> {
+        self.outcome.get(usize::from(s)).copied().flatten()
+    }
+
+    pub(crate) fn current(&self, s: u16) -> bool {
+        at(&self.current, s, false)
+    }
+
+    pub(crate) fn medication(&self, m: u16) -> bool {
+        at(&self.meds, m, false)
+    }
+
+    pub(crate) fn hypersensitive(&self, s: u16) -> bool {
+        at(&self.hyper, s, false)
+    }
+
+    /// Copies `src` into `self`, reusing `self`'s buffers (the derived `clone_from` would
+    /// allocate anew).
+    fn assign(&mut self, src: &Prepared) {
+        self.vals.clone_from(&src.vals);
+        self.recorded.clone_from(&src.recorded);
+        self.age = src.age;
+        self.sex = src.sex;
+        self.date = src.date;
+        self.outcome.clone_from(&src.outcome);
+        self.current.clone_from(&src.current);
+        self.meds.clone_from(&src.meds);
+        self.hyper.clone_from(&src.hyper);
+    }
 }
 
 /// Why a reason is listed.
@@ -118,342 +145,47 @@ pub struct Evaluation {
     steps: Vec<StepEval>,
     reasons: Vec<ReasonEval>,
     missing: Vec<u16>,
-    /// The profile evaluated, kept so that the facts behind a reason can be found on demand.
+    /// The profile evaluated and the value of every circuit node, kept so that the facts
+    /// behind a reason can be found on demand.
     prepared: Prepared,
-    derived: Vec<Option<Tri>>,
-    absolute: Vec<Option<Tri>>,
+    nodes: Vec<Tri>,
     // Scratch.
+    /// The value of each of the rule set's distinct rule conditions.
     values: Vec<Tri>,
     is_true: crate::ruleset::Bits,
     is_unknown: crate::ruleset::Bits,
-    fired: Vec<(u16, Tri)>,
-    listed: Vec<(u8, u16, u16, bool, Tri)>,
     tmp: Vec<Atom>,
 }
 
-/// Evaluation state over a prepared profile.
-struct Ctx<'a> {
-    rs: &'a RuleSet,
+/// What explaining needs: the circuit, its values and the profile.
+#[derive(Clone, Copy)]
+struct Explainer<'a> {
+    circuit: &'a Circuit,
+    values: &'a [Tri],
     p: &'a Prepared,
-    derived: &'a mut Vec<Option<Tri>>,
-    absolute: &'a mut Vec<Option<Tri>>,
 }
 
-impl<'a> Ctx<'a> {
-    fn outcome_of(&self, s: u16) -> Option<Outcome> {
-        self.p.outcome.get(usize::from(s)).copied().flatten()
+impl Explainer<'_> {
+    fn explain(&self, n: NodeId, out: &mut Vec<Atom>) {
+        self.circuit.explain(n, self.values, self.p, out);
     }
 
-    fn rule(&self, r: u16) -> Option<&'a Rule> {
-        self.rs.rules.get(usize::from(r))
-    }
-
-    fn absolute(&mut self, s: u16) -> Tri {
-        if let Some(Some(t)) = self.absolute.get(usize::from(s)) {
-            return *t;
-        }
-        let rs = self.rs;
-        let mut t = Tri::False;
-        if let Some(list) = rs.compiled.step_rules.get(usize::from(s)) {
-            for (r, c) in list {
-                if self.rule(*r).is_some_and(|r| r.effect == Effect::Exclude) {
-                    t = t.or(self.tri(c));
-                }
+    /// Appends to `missing` the unknown facts behind node `n`.
+    fn missing(&self, n: NodeId, tmp: &mut Vec<Atom>, missing: &mut Vec<u16>) {
+        tmp.clear();
+        self.explain(n, tmp);
+        for a in tmp.iter() {
+            if let Atom::Fact(f) = a
+                && self.p.vals.get(usize::from(*f)) == Some(&Val::Unknown)
+            {
+                missing.push(*f);
             }
-        }
-        if let Some(slot) = self.absolute.get_mut(usize::from(s)) {
-            *slot = Some(t);
-        }
-        t
-    }
-
-    fn by_outcome_or_absolute(&mut self, s: u16, set: OutcomeSet) -> Tri {
-        match self.outcome_of(s) {
-            Some(o) if set.contains(o) => Tri::True,
-            _ => self.absolute(s),
-        }
-    }
-
-    fn fired(&mut self, e: u16) -> Tri {
-        let Some(edge) = self.rs.compiled.edges.get(usize::from(e)).copied() else {
-            return Tri::False;
-        };
-        match self.outcome_of(edge.from) {
-            Some(o) if edge.on.contains(o) => Tri::True,
-            _ if edge.or_excluded => self.absolute(edge.from),
-            _ => Tri::False,
-        }
-    }
-
-    fn controls(&mut self, s: u16) -> Tri {
-        if at(&self.p.current, s, false) && self.outcome_of(s) == Some(Outcome::Effective) {
-            self.absolute(s).not()
-        } else {
-            Tri::False
-        }
-    }
-
-    fn host_partial(&self, h: u16) -> bool {
-        at(&self.p.current, h, false) && self.outcome_of(h) == Some(Outcome::Partial)
-    }
-
-    /// The value of a leaf condition (one that reads the profile directly), or `None`.
-    #[inline]
-    fn leaf(&self, c: &Cond) -> Option<Tri> {
-        Some(match c {
-            Cond::Const(b) => Tri::from(*b),
-            Cond::Bool(f) => match at(&self.p.vals, *f, Val::Unknown) {
-                Val::Bool(b) => Tri::from(b),
-                Val::Unknown => Tri::Unknown,
-                _ => Tri::False,
-            },
-            Cond::Known(f) => Tri::from(at(&self.p.vals, *f, Val::Unknown) != Val::Unknown),
-            Cond::Num(src, op, k) => match src {
-                NumSrc::Age => Tri::from(op.holds(self.p.age, *k)),
-                NumSrc::Fact(f) => match at(&self.p.vals, *f, Val::Unknown) {
-                    Val::Num(x) => Tri::from(op.holds(x, *k)),
-                    Val::Unknown => Tri::Unknown,
-                    _ => Tri::False,
-                },
-            },
-            Cond::Code(f, mask) => match at(&self.p.vals, *f, Val::Unknown) {
-                Val::Code(i) => Tri::from(mask & (1u64 << i.min(63)) != 0),
-                Val::Unknown => Tri::Unknown,
-                _ => Tri::False,
-            },
-            Cond::Sex(mask) => Tri::from(mask & sex_bit(self.p.sex) != 0),
-            Cond::Outcome { step, set, none } => Tri::from(match self.outcome_of(*step) {
-                Some(o) => set.contains(o),
-                None => *none,
-            }),
-            Cond::Current(s) => Tri::from(at(&self.p.current, *s, false)),
-            Cond::Medication(m) => Tri::from(at(&self.p.meds, *m, false)),
-            Cond::Hypersensitive(s) => Tri::from(at(&self.p.hyper, *s, false)),
-            _ => return None,
-        })
-    }
-
-    /// The value of a condition: leaves inline, the rest in [`Ctx::tri_deep`].
-    #[inline]
-    fn tri(&mut self, c: &'a Cond) -> Tri {
-        match self.leaf(c) {
-            Some(t) => t,
-            None => self.tri_deep(c),
-        }
-    }
-
-    #[inline(never)]
-    fn tri_deep(&mut self, c: &'a Cond) -> Tri {
-        let comp = &self.rs.compiled;
-        match c {
-            Cond::Derived(d) => {
-                if let Some(Some(t)) = self.derived.get(usize::from(*d)) {
-                    return *t;
-                }
-                let t = match comp.derived.get(usize::from(*d)) {
-                    Some(dc) => self.tri(dc),
-                    None => Tri::False,
-                };
-                if let Some(slot) = self.derived.get_mut(usize::from(*d)) {
-                    *slot = Some(t);
-                }
-                t
-            }
-            Cond::Unavailable(s) => self.by_outcome_or_absolute(*s, OutcomeSet::UNAVAILABLE),
-            Cond::Failed(s) => self.by_outcome_or_absolute(*s, OutcomeSet::FAILED),
-            Cond::Excluded(s) => self.absolute(*s),
-            Cond::Escalated(s) => {
-                let mut t = Tri::False;
-                for &e in comp
-                    .incoming
-                    .get(usize::from(*s))
-                    .map_or(&[][..], Vec::as_slice)
-                {
-                    t = t.or(self.fired(e));
-                }
-                t
-            }
-            Cond::EscalatedFrom(e) => self.fired(*e),
-            Cond::Exhausted(s) => {
-                let mut t = Tri::True;
-                for &e in comp
-                    .within_tier
-                    .get(usize::from(*s))
-                    .map_or(&[][..], Vec::as_slice)
-                {
-                    t = t.and(self.fired(e));
-                }
-                t
-            }
-            Cond::AdjunctToPartial(s) => Tri::from(
-                comp.adjunct_hosts
-                    .get(usize::from(*s))
-                    .is_some_and(|hs| hs.iter().any(|&h| self.host_partial(h))),
-            ),
-            Cond::Controlled(tier) => {
-                let mut t = Tri::False;
-                for (s, &st) in comp.tiers.iter().enumerate() {
-                    if st >= *tier {
-                        t = t.or(self.controls(u16::try_from(s).unwrap_or(u16::MAX)));
-                    }
-                }
-                t
-            }
-            Cond::Not(inner) => self.tri(inner).not(),
-            Cond::All(cs) => {
-                let mut t = Tri::True;
-                for c in cs {
-                    t = t.and(self.tri(c));
-                    if t == Tri::False {
-                        break;
-                    }
-                }
-                t
-            }
-            Cond::Any(cs) => {
-                let mut t = Tri::False;
-                for c in cs {
-                    t = t.or(self.tri(c));
-                    if t == Tri::True {
-                        break;
-                    }
-                }
-                t
-            }
-            // Leaves are handled by `leaf`; reaching one here cannot happen.
-            leaf => self.leaf(leaf).unwrap_or(Tri::Unknown),
-        }
-    }
-
-    /// Collects the atoms that make `c` come out as it does.
-    fn explain(&mut self, c: &'a Cond, out: &mut Vec<Atom>) {
-        let comp = &self.rs.compiled;
-        let v = self.tri(c);
-        match c {
-            Cond::Const(_) => {}
-            Cond::Bool(f)
-            | Cond::Known(f)
-            | Cond::Code(f, _)
-            | Cond::Num(NumSrc::Fact(f), _, _) => {
-                out.push(Atom::Fact(*f));
-            }
-            Cond::Num(NumSrc::Age, _, _) => out.push(Atom::Age),
-            Cond::Sex(_) => out.push(Atom::Sex),
-            Cond::Derived(d) => {
-                if let Some(dc) = comp.derived.get(usize::from(*d)) {
-                    self.explain(dc, out);
-                }
-            }
-            Cond::Outcome { step, .. } | Cond::Current(step) => out.push(Atom::Step(*step)),
-            Cond::Medication(m) => out.push(Atom::Med(*m)),
-            Cond::Hypersensitive(s) => out.push(Atom::Hyper(*s)),
-            Cond::Unavailable(s) | Cond::Failed(s) => {
-                out.push(Atom::Step(*s));
-                let set = if matches!(c, Cond::Failed(_)) {
-                    OutcomeSet::FAILED
-                } else {
-                    OutcomeSet::UNAVAILABLE
-                };
-                if !self.outcome_of(*s).is_some_and(|o| set.contains(o)) {
-                    self.explain_absolute(*s, out);
-                }
-            }
-            Cond::Excluded(s) => self.explain_absolute(*s, out),
-            Cond::Escalated(s) => {
-                for &e in comp
-                    .incoming
-                    .get(usize::from(*s))
-                    .map_or(&[][..], Vec::as_slice)
-                {
-                    if v == Tri::False || self.fired(e) == v {
-                        self.explain_edge(e, out);
-                    }
-                }
-            }
-            Cond::EscalatedFrom(e) => self.explain_edge(*e, out),
-            Cond::Exhausted(s) => {
-                for &e in comp
-                    .within_tier
-                    .get(usize::from(*s))
-                    .map_or(&[][..], Vec::as_slice)
-                {
-                    if v == Tri::True || self.fired(e) == v {
-                        self.explain_edge(e, out);
-                    }
-                }
-            }
-            Cond::AdjunctToPartial(s) => {
-                for &h in comp
-                    .adjunct_hosts
-                    .get(usize::from(*s))
-                    .map_or(&[][..], Vec::as_slice)
-                {
-                    let recorded = at(&self.p.current, h, false) || self.outcome_of(h).is_some();
-                    if (v == Tri::True && self.host_partial(h)) || (v == Tri::False && recorded) {
-                        out.push(Atom::Step(h));
-                    }
-                }
-            }
-            Cond::Controlled(tier) => {
-                for (s, &st) in comp.tiers.iter().enumerate() {
-                    let s = u16::try_from(s).unwrap_or(u16::MAX);
-                    if st >= *tier
-                        && at(&self.p.current, s, false)
-                        && self.outcome_of(s) == Some(Outcome::Effective)
-                    {
-                        out.push(Atom::Step(s));
-                        self.explain_absolute(s, out);
-                    }
-                }
-            }
-            Cond::Not(inner) => self.explain(inner, out),
-            Cond::All(cs) => {
-                for c in cs {
-                    if v == Tri::True || self.tri(c) == v {
-                        self.explain(c, out);
-                    }
-                }
-            }
-            Cond::Any(cs) => {
-                for c in cs {
-                    if v == Tri::False || self.tri(c) == v {
-                        self.explain(c, out);
-                    }
-                }
-            }
-        }
-    }
-
-    fn explain_absolute(&mut self, s: u16, out: &mut Vec<Atom>) {
-        let v = self.absolute(s);
-        if v == Tri::False {
-            return;
-        }
-        let rs = self.rs;
-        if let Some(list) = rs.compiled.step_rules.get(usize::from(s)) {
-            for (r, c) in list {
-                if self.rule(*r).is_some_and(|r| r.effect == Effect::Exclude) && self.tri(c) == v {
-                    self.explain(c, out);
-                }
-            }
-        }
-    }
-
-    fn explain_edge(&mut self, e: u16, out: &mut Vec<Atom>) {
-        let Some(edge) = self.rs.compiled.edges.get(usize::from(e)).copied() else {
-            return;
-        };
-        out.push(Atom::Step(edge.from));
-        let decided = self
-            .outcome_of(edge.from)
-            .is_some_and(|o| edge.on.contains(o));
-        if !decided && edge.or_excluded {
-            self.explain_absolute(edge.from, out);
         }
     }
 }
 
-fn rank(e: Effect) -> u8 {
+/// The order of effects among a step's reasons.
+pub(crate) fn rank(e: Effect) -> u8 {
     match e {
         Effect::Exclude => 0,
         Effect::Continue => 1,
@@ -605,9 +337,8 @@ impl RuleSet {
         p.sex = profile.sex;
         p.date = Some(profile.date);
         // What "not recorded" means, fact by fact. Conditional policies read only facts that
-        // are settled already (checked when the rule set was compiled).
-        let mut derived = vec![None; c.derived.len()];
-        let mut absolute = vec![None; n];
+        // are settled already (checked when the rule set was compiled), which the circuit's
+        // first nodes compute.
         for (i, def) in self.facts.iter().enumerate() {
             if at(&p.recorded, i, true) {
                 continue;
@@ -621,24 +352,18 @@ impl RuleSet {
                 *slot = v;
             }
         }
+        let mut settled: Vec<Tri> = Vec::new();
         for (i, def) in self.facts.iter().enumerate() {
             if at(&p.recorded, i, true) || !matches!(def.absent, Absent::UnknownWhen(_)) {
                 continue;
             }
-            let Some(cond) = c.absent_when.get(i).and_then(Option::as_ref) else {
+            let Some(node) = c.absent_when.get(i).copied().flatten() else {
                 continue;
             };
-            derived.iter_mut().for_each(|d| *d = None);
-            let t = {
-                let mut ctx = Ctx {
-                    rs: self,
-                    p,
-                    derived: &mut derived,
-                    absolute: &mut absolute,
-                };
-                ctx.tri(cond)
-            };
-            if t == Tri::False
+            if settled.is_empty() {
+                c.circuit.run(p, 0..c.absent_end, &mut settled);
+            }
+            if settled.get(node as usize) == Some(&Tri::False)
                 && let Some(slot) = p.vals.get_mut(i)
             {
                 *slot = Val::Bool(false);
@@ -649,6 +374,7 @@ impl RuleSet {
 
     /// Evaluates a prepared profile into `out`, reusing its buffers.
     pub fn evaluate_into(&self, p: &Prepared, out: &mut Evaluation) {
+        let c = &self.compiled;
         let Evaluation {
             applicable,
             date,
@@ -656,38 +382,32 @@ impl RuleSet {
             reasons,
             missing,
             prepared,
-            derived,
-            absolute,
+            nodes,
             values,
             is_true,
             is_unknown,
-            fired,
-            listed,
             tmp,
         } = out;
         steps.clear();
         reasons.clear();
         missing.clear();
-        prepared.clone_from(p);
+        prepared.assign(p);
         *date = p.date;
-        derived.clear();
-        derived.resize(self.compiled.derived.len(), None);
-        absolute.clear();
-        absolute.resize(self.ladder.len(), None);
-        let mut ctx = Ctx {
-            rs: self,
-            p,
-            derived,
-            absolute,
-        };
-        let app = ctx.tri(&self.compiled.applicability);
+        // Applicability first: the rules are evaluated only when the pathway applies.
+        nodes.clear();
+        c.circuit.run(p, 0..c.app_end, nodes);
+        let app = nodes
+            .get(c.applicability as usize)
+            .copied()
+            .unwrap_or(Tri::Unknown);
         *applicable = app == Tri::True;
         values.clear();
         *is_true = [0; 4];
         *is_unknown = [0; 4];
         if app == Tri::True {
-            for (k, c) in self.compiled.conds.iter().enumerate() {
-                let v = ctx.tri(c);
+            c.circuit.run(p, c.app_end..c.circuit.len(), nodes);
+            for (k, &node) in c.conds.iter().enumerate() {
+                let v = nodes.get(node as usize).copied().unwrap_or(Tri::Unknown);
                 values.push(v);
                 let (w, bit) = (k / 64, 1u64 << (k % 64));
                 let set = match v {
@@ -700,6 +420,11 @@ impl RuleSet {
                 }
             }
         }
+        let ex = Explainer {
+            circuit: &c.circuit,
+            values: nodes,
+            p,
+        };
         for i in 0..self.ladder.len() {
             let reasons_start = reasons.len();
             let missing_start = missing.len();
@@ -707,9 +432,7 @@ impl RuleSet {
             let step = u16::try_from(i).unwrap_or(u16::MAX);
             let status = if app != Tri::True {
                 if app == Tri::Unknown {
-                    tmp.clear();
-                    ctx.explain(&self.compiled.applicability, tmp);
-                    push_missing(&ctx, tmp, missing);
+                    ex.missing(c.applicability, tmp, missing);
                 }
                 reasons.push(ReasonEval {
                     rule: RuleRef::Applicability,
@@ -720,31 +443,39 @@ impl RuleSet {
                 });
                 Status::NotYet
             } else {
-                let list = self
-                    .compiled
-                    .step_rules
-                    .get(i)
-                    .map_or(&[][..], Vec::as_slice);
-                let meta = self.compiled.meta.get(i).map_or(&[][..], Vec::as_slice);
-                // Keep only what can matter to the answer: a rule whose condition came out
-                // false matters only if it is a gate.
-                fired.clear();
-                let masked = self.compiled.masks.get(i);
-                let mut flags = match masked {
-                    Some(m) => Flags::of(m, is_true, is_unknown),
-                    None => Flags::default(),
+                let list = c.step_rules.get(i).map_or(&[][..], Vec::as_slice);
+                let rule_nodes = c.rule_nodes.get(i).map_or(&[][..], Vec::as_slice);
+                let meta = c.meta.get(i).map_or(&[][..], Vec::as_slice);
+                let masked = c.masks.get(i);
+                let flags = match masked {
+                    Some(m) => Flags::of(m, is_true, is_unknown, c.words),
+                    None => {
+                        let mut f = Flags::default();
+                        for &(eff, pol, k) in meta {
+                            f.add(
+                                eff,
+                                pol,
+                                values.get(k as usize).copied().unwrap_or(Tri::Unknown),
+                            );
+                        }
+                        f
+                    }
                 };
-                for (j, &(eff, pol, k)) in meta.iter().enumerate() {
-                    let v = values.get(k as usize).copied().unwrap_or(Tri::Unknown);
-                    if masked.is_none() {
-                        flags.add(eff, pol, v);
-                    }
-                    if v != Tri::False || eff == Effect::Gate {
-                        fired.push((u16::try_from(j).unwrap_or(u16::MAX), v));
-                    }
-                }
+                let step_rules = StepRules {
+                    step,
+                    rules: list,
+                    nodes: rule_nodes,
+                    meta,
+                    order: c.order.get(i).map_or(&[][..], Vec::as_slice),
+                };
                 decide(
-                    &mut ctx, step, list, meta, fired, &flags, current, listed, tmp, reasons,
+                    &ex,
+                    &step_rules,
+                    values,
+                    &flags,
+                    current,
+                    tmp,
+                    reasons,
                     missing,
                 )
             };
@@ -816,16 +547,6 @@ fn dedup_from(v: &mut Vec<u16>, start: usize) {
     v.truncate(w);
 }
 
-fn push_missing(ctx: &Ctx<'_>, atoms: &[Atom], missing: &mut Vec<u16>) {
-    for a in atoms {
-        if let Atom::Fact(f) = a
-            && at(&ctx.p.vals, *f, Val::Bool(false)) == Val::Unknown
-        {
-            missing.push(*f);
-        }
-    }
-}
-
 /// What a step's rules add up to, accumulated while they are evaluated.
 #[derive(Debug, Default)]
 struct Flags {
@@ -851,10 +572,11 @@ impl Flags {
         m: &crate::ruleset::StepMasks,
         t: &crate::ruleset::Bits,
         u: &crate::ruleset::Bits,
+        words: usize,
     ) -> Flags {
         let word = |a: &crate::ruleset::Bits, i: usize| a.get(i).copied().unwrap_or(0);
         let (mut ex, mut co, mut ga, mut gs, mut gf, mut of, mut ca) = (0, 0, 0, 0, 0, 0, 0);
-        for w in 0..4 {
+        for w in 0..words {
             let (x, y) = (word(t, w), word(u, w));
             ex |= word(&m.exclude, w) & x;
             co |= word(&m.continues, w) & x;
@@ -908,46 +630,80 @@ impl Flags {
     }
 }
 
-/// The status of one step, with the reasons behind it and its missing facts. `fired` holds
-/// the rules that did not come out false, and every gate.
-#[allow(clippy::too_many_arguments)]
-fn decide<'a>(
-    ctx: &mut Ctx<'a>,
+/// One step's rules: their indices, compiled condition nodes and effects, in parallel, and
+/// the order their reasons are listed in.
+struct StepRules<'a> {
     step: u16,
-    list: &'a [(u16, Cond)],
-    meta: &[(Effect, IfUnknown, u32)],
-    fired: &[(u16, Tri)],
+    rules: &'a [(u16, crate::cond::Cond)],
+    nodes: &'a [NodeId],
+    meta: &'a [(Effect, IfUnknown, u32)],
+    order: &'a [u16],
+}
+
+/// How one rule of a step shows in its reasons.
+struct Listing {
+    decisive: bool,
+    /// Listed (decisive or context), and not silenced by its unknown policy.
+    listed: bool,
+}
+
+fn listing(status: Status, current: bool, eff: Effect, pol: IfUnknown, v: Tri) -> Listing {
+    let decisive = match status {
+        Status::Excluded => eff == Effect::Exclude && v == Tri::True,
+        Status::Continue => eff == Effect::Continue && v == Tri::True,
+        Status::NotYet => eff == Effect::Gate && v != Tri::True,
+        Status::Caution => cautious(eff, pol, v),
+        Status::Offer => matches!(eff, Effect::Gate | Effect::Offer) && v == Tri::True,
+    };
+    let shown = decisive
+        || match (eff, v) {
+            (Effect::Note, Tri::True) => status.is_offered() || current,
+            (Effect::Caution, Tri::True | Tri::Unknown) => true,
+            (Effect::Exclude, Tri::Unknown) => true,
+            (Effect::Gate | Effect::Offer, Tri::True) => status.is_offered(),
+            _ => false,
+        };
+    let silent = v == Tri::Unknown && pol == IfUnknown::Ignore;
+    Listing {
+        decisive,
+        listed: shown && !silent,
+    }
+}
+
+/// The status of one step, with the reasons behind it and its missing facts. Reasons are
+/// listed decisive first, then by effect (exclusions first) and rule id: `order` is already
+/// sorted by effect and rule id, so two passes over it give that order without sorting.
+#[allow(clippy::too_many_arguments)]
+fn decide(
+    ex: &Explainer<'_>,
+    sr: &StepRules<'_>,
+    values: &[Tri],
     flags: &Flags,
     current: bool,
-    listed: &mut Vec<(u8, u16, u16, bool, Tri)>,
     tmp: &mut Vec<Atom>,
     reasons: &mut Vec<ReasonEval>,
     missing: &mut Vec<u16>,
 ) -> Status {
     let status = flags.status();
     let (any_gate_shut, excluded) = (flags.gate_false, flags.excluded);
-    listed.clear();
-    for &(j, v) in fired {
-        let (Some(&(eff, pol, _)), Some((r, c))) =
-            (meta.get(usize::from(j)), list.get(usize::from(j)))
-        else {
+    // A rule whose condition came out false matters only if it is a gate.
+    let rule = |j: u16| {
+        let (eff, pol, k) = sr.meta.get(usize::from(j)).copied()?;
+        let v = values.get(k as usize).copied().unwrap_or(Tri::Unknown);
+        (v != Tri::False || eff == Effect::Gate).then_some((eff, pol, v))
+    };
+    let reason = |j: u16, decisive: bool, v: Tri| ReasonEval {
+        rule: RuleRef::Rule(sr.rules.get(usize::from(j)).map_or(u16::MAX, |r| r.0)),
+        decisive,
+        condition: v,
+        step: sr.step,
+        at: j,
+    };
+    let start = reasons.len();
+    for &j in sr.order {
+        let Some((eff, pol, v)) = rule(j) else {
             continue;
         };
-        let decisive = match status {
-            Status::Excluded => eff == Effect::Exclude && v == Tri::True,
-            Status::Continue => eff == Effect::Continue && v == Tri::True,
-            Status::NotYet => eff == Effect::Gate && v != Tri::True,
-            Status::Caution => cautious(eff, pol, v),
-            Status::Offer => matches!(eff, Effect::Gate | Effect::Offer) && v == Tri::True,
-        };
-        let shown = decisive
-            || match (eff, v) {
-                (Effect::Note, Tri::True) => status.is_offered() || current,
-                (Effect::Caution, Tri::True | Tri::Unknown) => true,
-                (Effect::Exclude, Tri::Unknown) => true,
-                (Effect::Gate | Effect::Offer, Tri::True) => status.is_offered(),
-                _ => false,
-            };
         if v == Tri::Unknown {
             let could_matter = match eff {
                 Effect::Note => false,
@@ -960,35 +716,32 @@ fn decide<'a>(
                 // R12, R24: an open question behind a gate that is shut anyway changes nothing.
                 Effect::Gate | Effect::Offer | Effect::Continue => !any_gate_shut && !excluded,
             };
-            if could_matter {
-                tmp.clear();
-                ctx.explain(c, tmp);
-                push_missing(ctx, tmp, missing);
+            if could_matter && let Some(&node) = sr.nodes.get(usize::from(j)) {
+                ex.missing(node, tmp, missing);
             }
         }
-        let silent = v == Tri::Unknown && pol == IfUnknown::Ignore;
-        if shown && !silent {
-            listed.push((rank(eff), *r, j, decisive, v));
+        let l = listing(status, current, eff, pol, v);
+        if l.listed && l.decisive {
+            reasons.push(reason(j, true, v));
         }
     }
-    listed.sort_unstable_by_key(|&(rank, r, _, decisive, _)| (!decisive, rank, r));
-    if status == Status::NotYet && !listed.iter().any(|l| l.3) {
+    if status == Status::NotYet && reasons.len() == start {
         reasons.push(ReasonEval {
             rule: RuleRef::NoIndication,
             decisive: true,
             condition: Tri::False,
-            step,
+            step: sr.step,
             at: u16::MAX,
         });
     }
-    for &(_, r, j, decisive, v) in listed.iter() {
-        reasons.push(ReasonEval {
-            rule: RuleRef::Rule(r),
-            decisive,
-            condition: v,
-            step,
-            at: j,
-        });
+    for &j in sr.order {
+        let Some((eff, pol, v)) = rule(j) else {
+            continue;
+        };
+        let l = listing(status, current, eff, pol, v);
+        if l.listed && !l.decisive {
+            reasons.push(reason(j, false, v));
+        }
     }
     status
 }
@@ -1152,26 +905,20 @@ impl Evaluation {
 
     /// The atoms behind a reason, computed from the kept profile and memo.
     fn atoms_of(&self, rs: &RuleSet, r: &ReasonEval) -> Vec<Atom> {
-        let cond = match r.rule {
-            RuleRef::Applicability => Some(&rs.compiled.applicability),
+        let c = &rs.compiled;
+        let node = match r.rule {
+            RuleRef::Applicability => Some(c.applicability),
             RuleRef::NoIndication => None,
-            RuleRef::Rule(_) => rs
-                .compiled
-                .step_rules
+            RuleRef::Rule(_) => c
+                .rule_nodes
                 .get(usize::from(r.step))
                 .and_then(|l| l.get(usize::from(r.at)))
-                .map(|(_, c)| c),
+                .copied(),
         };
-        let Some(cond) = cond else { return Vec::new() };
-        let (mut derived, mut absolute) = (self.derived.clone(), self.absolute.clone());
-        let mut ctx = Ctx {
-            rs,
-            p: &self.prepared,
-            derived: &mut derived,
-            absolute: &mut absolute,
-        };
+        let Some(node) = node else { return Vec::new() };
         let mut atoms = Vec::new();
-        ctx.explain(cond, &mut atoms);
+        c.circuit
+            .explain(node, &self.nodes, &self.prepared, &mut atoms);
         atoms.sort_unstable();
         atoms.dedup();
         atoms

@@ -31,6 +31,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod circuit;
 mod cond;
 mod error;
 mod eval;

@@ -1,6 +1,6 @@
 //! A loaded, validated and compiled rule set.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -9,6 +9,7 @@ use pathway_core::{EdgeKind, Ladder, LadderError, OutcomeSet, Step, StepId, Tran
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::circuit::{Builder, Circuit, Graph, NodeId};
 use crate::cond::{Cond, Scope, reserved};
 use crate::error::{Diagnostic, ErrorKind, LoadError};
 use crate::expr;
@@ -236,22 +237,31 @@ pub(crate) struct EdgeC {
 pub(crate) struct Compiled {
     pub fact_ix: BTreeMap<String, u16>,
     pub med_ix: BTreeMap<String, u16>,
+    /// Derived facts' conditions (for lint; evaluation reads the circuit).
     pub derived: Vec<Cond>,
-    pub applicability: Cond,
-    pub absent_when: Vec<Option<Cond>>,
-    /// Per step (ladder order): (rule index, condition compiled for that step).
+    /// Per step (ladder order): (rule index, condition compiled for that step), for lint.
     pub step_rules: Vec<Vec<(u16, Cond)>>,
+    /// Every condition as one circuit. Its first `absent_end` nodes are the facts' absent
+    /// policies (they read only settled facts); up to `app_end`, applicability.
+    pub circuit: Circuit,
+    pub absent_end: usize,
+    pub app_end: usize,
+    /// Per fact, the node of its `absent-unknown-when` condition.
+    pub absent_when: Vec<Option<NodeId>>,
+    pub applicability: NodeId,
     /// Parallel to `step_rules`: each rule's effect, unknown policy and index in `conds`.
     pub meta: Vec<Vec<(Effect, IfUnknown, u32)>>,
-    /// The distinct conditions of all steps' rules, each evaluated once per patient.
-    pub conds: Vec<Cond>,
+    /// Parallel to `step_rules`: each rule's condition node.
+    pub rule_nodes: Vec<Vec<NodeId>>,
+    /// The distinct condition nodes of all steps' rules.
+    pub conds: Vec<NodeId>,
     /// Per step, bitsets over `conds` (empty when there are more than [`MASK_CONDS`]).
     pub masks: Vec<StepMasks>,
-    pub edges: Vec<EdgeC>,
-    pub incoming: Vec<Vec<u16>>,
-    pub within_tier: Vec<Vec<u16>>,
-    pub adjunct_hosts: Vec<Vec<u16>>,
-    pub tiers: Vec<u8>,
+    /// The number of 64-bit words the masks use.
+    pub words: usize,
+    /// Per step, the positions of its rules sorted by effect rank, then rule index: the order
+    /// reasons are listed in.
+    pub order: Vec<Vec<u16>>,
 }
 
 /// A validated, compiled rule set: a ladder, a fact catalogue, derived facts and rules.
@@ -1370,29 +1380,80 @@ impl<'t> Compiler<'t> {
         if !self.diags.is_empty() {
             return Err(self.diags);
         }
-        // Flatten: one table of distinct conditions (the same condition on several steps is
-        // evaluated once), and for each step's rule its effect, policy and table index.
-        let mut conds: Vec<Cond> = Vec::new();
-        let meta: Vec<Vec<(Effect, IfUnknown, u32)>> = step_rules
+        // One circuit for every condition: absent policies first (prepare reads only them),
+        // then applicability, then the rules. Equal sub-conditions become one node.
+        let exclusions: Vec<Vec<&Cond>> = step_rules
             .iter()
             .map(|list| {
                 list.iter()
-                    .map(|(r, c)| {
-                        let ix = match conds.iter().position(|x| x == c) {
-                            Some(i) => i,
-                            None => {
-                                conds.push(c.clone());
-                                conds.len() - 1
-                            }
-                        };
+                    .filter(|(r, _)| {
+                        rules
+                            .get(usize::from(*r))
+                            .is_some_and(|x: &Rule| x.effect == Effect::Exclude)
+                    })
+                    .map(|(_, c)| c)
+                    .collect()
+            })
+            .collect();
+        let mut b = Builder::new(Graph {
+            derived: &derived_conds,
+            exclusions,
+            edges: &graph.edges,
+            incoming: &graph.incoming,
+            within_tier: &graph.within_tier,
+            adjunct_hosts: &graph.adjunct_hosts,
+            tiers: &graph.tiers,
+        });
+        let absent_nodes: Vec<Option<NodeId>> = absent_when
+            .iter()
+            .map(|c| c.as_ref().map(|c| b.cond(c)))
+            .collect();
+        let absent_end = b.len();
+        let app_node = b.cond(&app_cond);
+        let app_end = b.len();
+        let rule_nodes: Vec<Vec<NodeId>> = step_rules
+            .iter()
+            .map(|list| list.iter().map(|(_, c)| b.cond(c)).collect())
+            .collect();
+        let circuit = b.finish();
+        // The distinct conditions (the same condition on several steps is read once), and for
+        // each step's rule its effect, policy and index among them.
+        let mut conds: Vec<NodeId> = Vec::new();
+        let mut cond_ix: HashMap<NodeId, u32> = HashMap::new();
+        let meta: Vec<Vec<(Effect, IfUnknown, u32)>> = step_rules
+            .iter()
+            .zip(&rule_nodes)
+            .map(|(list, nodes)| {
+                list.iter()
+                    .zip(nodes)
+                    .map(|((r, _), &node)| {
+                        let ix = *cond_ix.entry(node).or_insert_with(|| {
+                            conds.push(node);
+                            u32::try_from(conds.len() - 1).unwrap_or(u32::MAX)
+                        });
                         let (effect, policy) = rules
                             .get(usize::from(*r))
                             .map_or((Effect::Note, IfUnknown::NoEffect), |x| {
                                 (x.effect, x.if_unknown)
                             });
-                        (effect, policy, u32::try_from(ix).unwrap_or(u32::MAX))
+                        (effect, policy, ix)
                     })
                     .collect()
+            })
+            .collect();
+        let order: Vec<Vec<u16>> = meta
+            .iter()
+            .zip(&step_rules)
+            .map(|(m, list)| {
+                let mut o: Vec<u16> = (0..list.len())
+                    .filter_map(|j| u16::try_from(j).ok())
+                    .collect();
+                o.sort_by_key(|&j| {
+                    let eff = m.get(usize::from(j)).map_or(Effect::Note, |x| x.0);
+                    let r = list.get(usize::from(j)).map_or(u16::MAX, |x| x.0);
+                    (crate::eval::rank(eff), r)
+                });
+                o
             })
             .collect();
         let masks: Vec<StepMasks> = if conds.len() > MASK_CONDS {
@@ -1464,17 +1525,18 @@ impl<'t> Compiler<'t> {
                 fact_ix: names.facts,
                 med_ix: names.meds,
                 derived: derived_conds,
-                applicability: app_cond,
-                absent_when,
                 step_rules,
+                circuit,
+                absent_end,
+                app_end,
+                absent_when: absent_nodes,
+                applicability: app_node,
                 meta,
+                rule_nodes,
+                words: conds.len().div_ceil(64),
                 conds,
                 masks,
-                edges: graph.edges,
-                incoming: graph.incoming,
-                within_tier: graph.within_tier,
-                adjunct_hosts: graph.adjunct_hosts,
-                tiers: graph.tiers,
+                order,
             },
             warnings: OnceLock::new(),
             origin: None,

@@ -1,0 +1,547 @@
+//! A rule set's conditions compiled into one circuit, evaluated in a single pass.
+//!
+//! Every distinct sub-condition of every rule is one node, stored after the nodes it reads.
+//! Derived facts, "this step is excluded" and "this escalation edge was taken" are nodes like any
+//! other, shared by every condition that reads them. Evaluating a patient is one loop over a
+//! flat table, writing one [`Tri`] per node: no recursion, no memo checks, no pointer chasing,
+//! and no allocation once the value buffer has grown. Explanations walk the same nodes and read
+//! the values already computed.
+//!
+//! Architecture invariant: a node reads only nodes with smaller ids. The compiler guarantees it:
+//! derived facts are acyclic, and exclusions cannot read availability, which exclusions define.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use pathway_core::{Outcome, OutcomeSet};
+
+use crate::cond::{Cond, NumSrc};
+use crate::eval::{Atom, Prepared, Val};
+use crate::expr::CmpOp;
+use crate::ruleset::EdgeC;
+use crate::tri::Tri;
+
+/// The index of a node in a [`Circuit`].
+pub(crate) type NodeId = u32;
+
+/// One node. List nodes name their children as a range of [`Circuit::args`] (node ids) or, for
+/// adjunct hosts, of [`Circuit::hosts`] (step indices).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Op {
+    Const(bool),
+    Bool(u16),
+    Known(u16),
+    /// A numeric fact compared with a constant (the `f64`'s bits, so that nodes hash).
+    Num(u16, CmpOp, u64),
+    Age(CmpOp, u64),
+    Code(u16, u64),
+    Sex(u8),
+    Outcome {
+        step: u16,
+        set: OutcomeSet,
+        none: bool,
+    },
+    Current(u16),
+    Medication(u16),
+    Hypersensitive(u16),
+    /// Some host step is current with a partial outcome.
+    AdjunctToPartial(u32, u32),
+    Not(NodeId),
+    All(u32, u32),
+    Any(u32, u32),
+    /// The step is excluded: some of its exclusions (the children) holds.
+    Excluded(u32, u32),
+    /// The step's outcome is in the set, or else the step is excluded (`unavailable`, `failed`).
+    ByOutcome {
+        step: u16,
+        set: OutcomeSet,
+        excluded: NodeId,
+    },
+    /// An escalation edge was taken: the outcome of the step it leaves is in `on`, or else
+    /// (for edges that say so) that step is excluded.
+    Fired {
+        from: u16,
+        on: OutcomeSet,
+        excluded: Option<NodeId>,
+    },
+    /// The step is current, effective and not excluded.
+    Controls {
+        step: u16,
+        excluded: NodeId,
+    },
+    /// Some step at or above a tier controls the spasticity (children: `Controls` nodes).
+    Controlled(u32, u32),
+}
+
+/// The kinds of list node, for hash-consing by children.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum ListKind {
+    All,
+    Any,
+    Excluded,
+    Controlled,
+}
+
+/// The compiled conditions of a rule set.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Circuit {
+    nodes: Vec<Op>,
+    args: Vec<NodeId>,
+    hosts: Vec<u16>,
+}
+
+/// The ladder's structure, as the circuit builder needs it.
+pub(crate) struct Graph<'a> {
+    pub derived: &'a [Cond],
+    /// Per step, the conditions of its exclusions.
+    pub exclusions: Vec<Vec<&'a Cond>>,
+    pub edges: &'a [EdgeC],
+    pub incoming: &'a [Vec<u16>],
+    pub within_tier: &'a [Vec<u16>],
+    pub adjunct_hosts: &'a [Vec<u16>],
+    pub tiers: &'a [u8],
+}
+
+/// Builds a [`Circuit`] from compiled conditions, sharing equal nodes.
+pub(crate) struct Builder<'a> {
+    g: Graph<'a>,
+    c: Circuit,
+    ops: HashMap<Op, NodeId>,
+    lists: HashMap<(ListKind, Vec<NodeId>), NodeId>,
+    derived: Vec<Option<NodeId>>,
+    excluded: Vec<Option<NodeId>>,
+}
+
+fn slice<T>(v: &[T], a: u32, b: u32) -> &[T] {
+    v.get(a as usize..b as usize).unwrap_or(&[])
+}
+
+fn span(start: usize, end: usize) -> (u32, u32) {
+    (
+        u32::try_from(start).unwrap_or(u32::MAX),
+        u32::try_from(end).unwrap_or(u32::MAX),
+    )
+}
+
+impl<'a> Builder<'a> {
+    pub fn new(g: Graph<'a>) -> Self {
+        let (nd, ns) = (g.derived.len(), g.tiers.len());
+        Builder {
+            g,
+            c: Circuit::default(),
+            ops: HashMap::new(),
+            lists: HashMap::new(),
+            derived: vec![None; nd],
+            excluded: vec![None; ns],
+        }
+    }
+
+    /// The number of nodes so far: nodes below it read only each other.
+    pub fn len(&self) -> usize {
+        self.c.nodes.len()
+    }
+
+    pub fn finish(self) -> Circuit {
+        self.c
+    }
+
+    fn push(&mut self, op: Op) -> NodeId {
+        let id = NodeId::try_from(self.c.nodes.len()).unwrap_or(NodeId::MAX);
+        self.c.nodes.push(op);
+        id
+    }
+
+    fn op(&mut self, op: Op) -> NodeId {
+        if let Some(&id) = self.ops.get(&op) {
+            return id;
+        }
+        let id = self.push(op);
+        self.ops.insert(op, id);
+        id
+    }
+
+    fn list(&mut self, kind: ListKind, children: Vec<NodeId>) -> NodeId {
+        if let Some(&id) = self.lists.get(&(kind, children.clone())) {
+            return id;
+        }
+        let start = self.c.args.len();
+        self.c.args.extend_from_slice(&children);
+        let (a, b) = span(start, self.c.args.len());
+        let id = self.push(match kind {
+            ListKind::All => Op::All(a, b),
+            ListKind::Any => Op::Any(a, b),
+            ListKind::Excluded => Op::Excluded(a, b),
+            ListKind::Controlled => Op::Controlled(a, b),
+        });
+        self.lists.insert((kind, children), id);
+        id
+    }
+
+    fn excluded(&mut self, s: u16) -> NodeId {
+        if let Some(Some(id)) = self.excluded.get(usize::from(s)) {
+            return *id;
+        }
+        let conds = self
+            .g
+            .exclusions
+            .get(usize::from(s))
+            .cloned()
+            .unwrap_or_default();
+        let children = conds.into_iter().map(|c| self.cond(c)).collect();
+        let id = self.list(ListKind::Excluded, children);
+        if let Some(slot) = self.excluded.get_mut(usize::from(s)) {
+            *slot = Some(id);
+        }
+        id
+    }
+
+    fn fired(&mut self, e: u16) -> NodeId {
+        let Some(edge) = self.g.edges.get(usize::from(e)).copied() else {
+            return self.op(Op::Const(false));
+        };
+        let excluded = edge.or_excluded.then(|| self.excluded(edge.from));
+        self.op(Op::Fired {
+            from: edge.from,
+            on: edge.on,
+            excluded,
+        })
+    }
+
+    fn edges(&mut self, kind: ListKind, table: fn(&Graph<'a>) -> &'a [Vec<u16>], s: u16) -> NodeId {
+        let edges = table(&self.g)
+            .get(usize::from(s))
+            .map_or(&[][..], Vec::as_slice);
+        let children = edges.iter().map(|&e| self.fired(e)).collect();
+        self.list(kind, children)
+    }
+
+    /// The node of a condition, adding what is not there yet.
+    pub fn cond(&mut self, c: &'a Cond) -> NodeId {
+        match c {
+            Cond::Const(b) => self.op(Op::Const(*b)),
+            Cond::Bool(f) => self.op(Op::Bool(*f)),
+            Cond::Known(f) => self.op(Op::Known(*f)),
+            Cond::Num(NumSrc::Fact(f), op, k) => self.op(Op::Num(*f, *op, k.to_bits())),
+            Cond::Num(NumSrc::Age, op, k) => self.op(Op::Age(*op, k.to_bits())),
+            Cond::Code(f, mask) => self.op(Op::Code(*f, *mask)),
+            Cond::Sex(mask) => self.op(Op::Sex(*mask)),
+            Cond::Outcome { step, set, none } => self.op(Op::Outcome {
+                step: *step,
+                set: *set,
+                none: *none,
+            }),
+            Cond::Current(s) => self.op(Op::Current(*s)),
+            Cond::Medication(m) => self.op(Op::Medication(*m)),
+            Cond::Hypersensitive(s) => self.op(Op::Hypersensitive(*s)),
+            Cond::AdjunctToPartial(s) => {
+                let hosts = self
+                    .g
+                    .adjunct_hosts
+                    .get(usize::from(*s))
+                    .map_or(&[][..], Vec::as_slice);
+                // Hosts are few; equal lists are not worth sharing.
+                let start = self.c.hosts.len();
+                self.c.hosts.extend_from_slice(hosts);
+                let (a, b) = span(start, self.c.hosts.len());
+                self.push(Op::AdjunctToPartial(a, b))
+            }
+            Cond::Derived(d) => {
+                if let Some(Some(id)) = self.derived.get(usize::from(*d)) {
+                    return *id;
+                }
+                let id = match self.g.derived.get(usize::from(*d)) {
+                    Some(dc) => self.cond(dc),
+                    None => self.op(Op::Const(false)),
+                };
+                if let Some(slot) = self.derived.get_mut(usize::from(*d)) {
+                    *slot = Some(id);
+                }
+                id
+            }
+            Cond::Unavailable(s) | Cond::Failed(s) => {
+                let set = if matches!(c, Cond::Failed(_)) {
+                    OutcomeSet::FAILED
+                } else {
+                    OutcomeSet::UNAVAILABLE
+                };
+                let excluded = self.excluded(*s);
+                self.op(Op::ByOutcome {
+                    step: *s,
+                    set,
+                    excluded,
+                })
+            }
+            Cond::Excluded(s) => self.excluded(*s),
+            Cond::Escalated(s) => self.edges(ListKind::Any, |g| g.incoming, *s),
+            Cond::EscalatedFrom(e) => self.fired(*e),
+            Cond::Exhausted(s) => self.edges(ListKind::All, |g| g.within_tier, *s),
+            Cond::Controlled(tier) => {
+                let mut children = Vec::new();
+                for (s, &st) in self.g.tiers.iter().enumerate() {
+                    let s = u16::try_from(s).unwrap_or(u16::MAX);
+                    if st >= *tier {
+                        let excluded = self.excluded(s);
+                        children.push(self.op(Op::Controls { step: s, excluded }));
+                    }
+                }
+                self.list(ListKind::Controlled, children)
+            }
+            Cond::Not(inner) => {
+                let inner = self.cond(inner);
+                self.op(Op::Not(inner))
+            }
+            Cond::All(cs) => {
+                let children = cs.iter().map(|c| self.cond(c)).collect();
+                self.list(ListKind::All, children)
+            }
+            Cond::Any(cs) => {
+                let children = cs.iter().map(|c| self.cond(c)).collect();
+                self.list(ListKind::Any, children)
+            }
+        }
+    }
+}
+
+fn sex_bit(s: pathway_core::Sex) -> u8 {
+    use pathway_core::Sex;
+    match s {
+        Sex::Male => 1,
+        Sex::Female => 2,
+        Sex::Other => 4,
+        Sex::Unknown => 8,
+    }
+}
+
+impl Circuit {
+    /// The number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Evaluates the nodes in `range` for `p`, appending their values to `values`, which must
+    /// hold the values of every node before `range.start`.
+    pub fn run(&self, p: &Prepared, range: Range<usize>, values: &mut Vec<Tri>) {
+        let nodes = self.nodes.get(range).unwrap_or(&[]);
+        values.reserve(nodes.len());
+        for op in nodes {
+            let t = self.value(op, p, values);
+            values.push(t);
+        }
+    }
+
+    #[inline]
+    fn value(&self, op: &Op, p: &Prepared, v: &[Tri]) -> Tri {
+        let node = |n: NodeId| v.get(n as usize).copied().unwrap_or(Tri::Unknown);
+        match *op {
+            Op::Const(b) => Tri::from(b),
+            Op::Bool(f) => match p.val(f) {
+                Val::Bool(b) => Tri::from(b),
+                Val::Unknown => Tri::Unknown,
+                _ => Tri::False,
+            },
+            Op::Known(f) => Tri::from(p.val(f) != Val::Unknown),
+            Op::Num(f, op, k) => match p.val(f) {
+                Val::Num(x) => Tri::from(op.holds(x, f64::from_bits(k))),
+                Val::Unknown => Tri::Unknown,
+                _ => Tri::False,
+            },
+            Op::Age(op, k) => Tri::from(op.holds(p.age, f64::from_bits(k))),
+            Op::Code(f, mask) => match p.val(f) {
+                Val::Code(i) => Tri::from(mask & (1u64 << i.min(63)) != 0),
+                Val::Unknown => Tri::Unknown,
+                _ => Tri::False,
+            },
+            Op::Sex(mask) => Tri::from(mask & sex_bit(p.sex) != 0),
+            Op::Outcome { step, set, none } => Tri::from(match p.outcome(step) {
+                Some(o) => set.contains(o),
+                None => none,
+            }),
+            Op::Current(s) => Tri::from(p.current(s)),
+            Op::Medication(m) => Tri::from(p.medication(m)),
+            Op::Hypersensitive(s) => Tri::from(p.hypersensitive(s)),
+            Op::AdjunctToPartial(a, b) => Tri::from(
+                slice(&self.hosts, a, b)
+                    .iter()
+                    .any(|&h| p.current(h) && p.outcome(h) == Some(Outcome::Partial)),
+            ),
+            Op::Not(c) => node(c).not(),
+            Op::All(a, b) => slice(&self.args, a, b)
+                .iter()
+                .fold(Tri::True, |t, &c| t.and(node(c))),
+            Op::Any(a, b) | Op::Excluded(a, b) | Op::Controlled(a, b) => slice(&self.args, a, b)
+                .iter()
+                .fold(Tri::False, |t, &c| t.or(node(c))),
+            Op::ByOutcome {
+                step,
+                set,
+                excluded,
+            } => match p.outcome(step) {
+                Some(o) if set.contains(o) => Tri::True,
+                _ => node(excluded),
+            },
+            Op::Fired { from, on, excluded } => match p.outcome(from) {
+                Some(o) if on.contains(o) => Tri::True,
+                _ => excluded.map_or(Tri::False, node),
+            },
+            Op::Controls { step, excluded } => {
+                if p.current(step) && p.outcome(step) == Some(Outcome::Effective) {
+                    node(excluded).not()
+                } else {
+                    Tri::False
+                }
+            }
+        }
+    }
+
+    /// Collects the atoms that make node `n` come out as it did (`values` from [`Circuit::run`]).
+    pub fn explain(&self, n: NodeId, values: &[Tri], p: &Prepared, out: &mut Vec<Atom>) {
+        let node = |n: NodeId| values.get(n as usize).copied().unwrap_or(Tri::Unknown);
+        let Some(op) = self.nodes.get(n as usize) else {
+            return;
+        };
+        let v = node(n);
+        match *op {
+            Op::Const(_) => {}
+            Op::Bool(f) | Op::Known(f) | Op::Code(f, _) | Op::Num(f, _, _) => {
+                out.push(Atom::Fact(f));
+            }
+            Op::Age(..) => out.push(Atom::Age),
+            Op::Sex(_) => out.push(Atom::Sex),
+            Op::Outcome { step, .. } | Op::Current(step) => out.push(Atom::Step(step)),
+            Op::Medication(m) => out.push(Atom::Med(m)),
+            Op::Hypersensitive(s) => out.push(Atom::Hyper(s)),
+            Op::AdjunctToPartial(a, b) => {
+                for &h in slice(&self.hosts, a, b) {
+                    let partial = p.current(h) && p.outcome(h) == Some(Outcome::Partial);
+                    let recorded = p.current(h) || p.outcome(h).is_some();
+                    if (v == Tri::True && partial) || (v == Tri::False && recorded) {
+                        out.push(Atom::Step(h));
+                    }
+                }
+            }
+            Op::Not(c) => self.explain(c, values, p, out),
+            Op::All(a, b) => {
+                for &c in slice(&self.args, a, b) {
+                    if v == Tri::True || node(c) == v {
+                        self.explain(c, values, p, out);
+                    }
+                }
+            }
+            Op::Any(a, b) => {
+                for &c in slice(&self.args, a, b) {
+                    if v == Tri::False || node(c) == v {
+                        self.explain(c, values, p, out);
+                    }
+                }
+            }
+            Op::Excluded(a, b) => {
+                if v != Tri::False {
+                    for &c in slice(&self.args, a, b) {
+                        if node(c) == v {
+                            self.explain(c, values, p, out);
+                        }
+                    }
+                }
+            }
+            Op::ByOutcome {
+                step,
+                set,
+                excluded,
+            } => {
+                out.push(Atom::Step(step));
+                if !p.outcome(step).is_some_and(|o| set.contains(o)) {
+                    self.explain(excluded, values, p, out);
+                }
+            }
+            Op::Fired { from, on, excluded } => {
+                out.push(Atom::Step(from));
+                let decided = p.outcome(from).is_some_and(|o| on.contains(o));
+                if let (false, Some(x)) = (decided, excluded) {
+                    self.explain(x, values, p, out);
+                }
+            }
+            Op::Controls { step, excluded } => {
+                if p.current(step) && p.outcome(step) == Some(Outcome::Effective) {
+                    out.push(Atom::Step(step));
+                    self.explain(excluded, values, p, out);
+                }
+            }
+            Op::Controlled(a, b) => {
+                for &c in slice(&self.args, a, b) {
+                    self.explain(c, values, p, out);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RuleSet;
+
+    fn children(c: &Circuit, op: &Op) -> Vec<NodeId> {
+        match *op {
+            Op::Not(n) => vec![n],
+            Op::All(a, b) | Op::Any(a, b) | Op::Excluded(a, b) | Op::Controlled(a, b) => {
+                slice(&c.args, a, b).to_vec()
+            }
+            Op::ByOutcome { excluded, .. } | Op::Controls { excluded, .. } => vec![excluded],
+            Op::Fired { excluded, .. } => excluded.into_iter().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn every_node_reads_only_earlier_nodes() {
+        let rs = RuleSet::ms_spasticity().unwrap();
+        let c = &rs.compiled;
+        for (i, op) in c.circuit.nodes.iter().enumerate() {
+            for child in children(&c.circuit, op) {
+                assert!((child as usize) < i, "node {i} ({op:?}) reads node {child}");
+            }
+        }
+        // Absent policies and applicability come first, so they can be run on their own.
+        assert!(c.absent_end <= c.app_end && c.app_end <= c.circuit.len());
+        assert!((c.applicability as usize) < c.app_end);
+        assert!(
+            c.absent_when
+                .iter()
+                .flatten()
+                .all(|&n| (n as usize) < c.absent_end)
+        );
+    }
+
+    #[test]
+    fn equal_conditions_share_one_node() {
+        let rs = RuleSet::ms_spasticity().unwrap();
+        let c = &rs.compiled;
+        let mut seen = std::collections::HashSet::new();
+        for op in &c.circuit.nodes {
+            let key = (std::mem::discriminant(op), children(&c.circuit, op), *op);
+            let shared = match op {
+                // List nodes are keyed by their children, leaves by themselves.
+                Op::All(..) | Op::Any(..) | Op::Excluded(..) | Op::Controlled(..) => {
+                    seen.insert((key.0, key.1, None))
+                }
+                Op::AdjunctToPartial(..) => true,
+                _ => seen.insert((key.0, key.1, Some(key.2))),
+            };
+            assert!(shared, "{op:?} appears twice");
+        }
+        // The same condition written on several rules is one node.
+        let mut b = Builder::new(Graph {
+            derived: &[],
+            exclusions: Vec::new(),
+            edges: &[],
+            incoming: &[],
+            within_tier: &[],
+            adjunct_hosts: &[],
+            tiers: &[],
+        });
+        let x = Cond::All(vec![Cond::Bool(0), Cond::Not(Box::new(Cond::Bool(1)))]);
+        let y = x.clone();
+        assert_eq!(b.cond(&x), b.cond(&y));
+        assert_eq!(b.len(), 4);
+    }
+}
