@@ -152,6 +152,8 @@ pub struct Evaluation {
     // Scratch.
     /// The value of each of the rule set's distinct rule conditions.
     values: Vec<Tri>,
+    /// A step's listed rules: position, decisive, condition.
+    listed: Vec<(u16, bool, Tri)>,
     is_true: crate::ruleset::Bits,
     is_unknown: crate::ruleset::Bits,
     tmp: Vec<Atom>,
@@ -386,6 +388,7 @@ impl RuleSet {
             values,
             is_true,
             is_unknown,
+            listed,
             tmp,
         } = out;
         steps.clear();
@@ -474,6 +477,7 @@ impl RuleSet {
                     values,
                     &flags,
                     current,
+                    listed,
                     tmp,
                     reasons,
                     missing,
@@ -647,6 +651,7 @@ struct Listing {
     listed: bool,
 }
 
+#[inline]
 fn listing(status: Status, current: bool, eff: Effect, pol: IfUnknown, v: Tri) -> Listing {
     let decisive = match status {
         Status::Excluded => eff == Effect::Exclude && v == Tri::True,
@@ -672,7 +677,8 @@ fn listing(status: Status, current: bool, eff: Effect, pol: IfUnknown, v: Tri) -
 
 /// The status of one step, with the reasons behind it and its missing facts. Reasons are
 /// listed decisive first, then by effect (exclusions first) and rule id: `order` is already
-/// sorted by effect and rule id, so two passes over it give that order without sorting.
+/// sorted by effect and rule id, so listing decisive reasons, then the others, in that order
+/// needs no sorting.
 #[allow(clippy::too_many_arguments)]
 fn decide(
     ex: &Explainer<'_>,
@@ -680,30 +686,23 @@ fn decide(
     values: &[Tri],
     flags: &Flags,
     current: bool,
+    listed: &mut Vec<(u16, bool, Tri)>,
     tmp: &mut Vec<Atom>,
     reasons: &mut Vec<ReasonEval>,
     missing: &mut Vec<u16>,
 ) -> Status {
     let status = flags.status();
     let (any_gate_shut, excluded) = (flags.gate_false, flags.excluded);
-    // A rule whose condition came out false matters only if it is a gate.
-    let rule = |j: u16| {
-        let (eff, pol, k) = sr.meta.get(usize::from(j)).copied()?;
-        let v = values.get(k as usize).copied().unwrap_or(Tri::Unknown);
-        (v != Tri::False || eff == Effect::Gate).then_some((eff, pol, v))
-    };
-    let reason = |j: u16, decisive: bool, v: Tri| ReasonEval {
-        rule: RuleRef::Rule(sr.rules.get(usize::from(j)).map_or(u16::MAX, |r| r.0)),
-        decisive,
-        condition: v,
-        step: sr.step,
-        at: j,
-    };
-    let start = reasons.len();
+    listed.clear();
     for &j in sr.order {
-        let Some((eff, pol, v)) = rule(j) else {
+        let Some(&(eff, pol, k)) = sr.meta.get(usize::from(j)) else {
             continue;
         };
+        let v = values.get(k as usize).copied().unwrap_or(Tri::Unknown);
+        // A rule whose condition came out false matters only if it is a gate.
+        if v == Tri::False && eff != Effect::Gate {
+            continue;
+        }
         if v == Tri::Unknown {
             let could_matter = match eff {
                 Effect::Note => false,
@@ -721,11 +720,18 @@ fn decide(
             }
         }
         let l = listing(status, current, eff, pol, v);
-        if l.listed && l.decisive {
-            reasons.push(reason(j, true, v));
+        if l.listed {
+            listed.push((j, l.decisive, v));
         }
     }
-    if status == Status::NotYet && reasons.len() == start {
+    let reason = |&(j, decisive, v): &(u16, bool, Tri)| ReasonEval {
+        rule: RuleRef::Rule(sr.rules.get(usize::from(j)).map_or(u16::MAX, |r| r.0)),
+        decisive,
+        condition: v,
+        step: sr.step,
+        at: j,
+    };
+    if status == Status::NotYet && !listed.iter().any(|l| l.1) {
         reasons.push(ReasonEval {
             rule: RuleRef::NoIndication,
             decisive: true,
@@ -734,15 +740,8 @@ fn decide(
             at: u16::MAX,
         });
     }
-    for &j in sr.order {
-        let Some((eff, pol, v)) = rule(j) else {
-            continue;
-        };
-        let l = listing(status, current, eff, pol, v);
-        if l.listed && !l.decisive {
-            reasons.push(reason(j, false, v));
-        }
-    }
+    reasons.extend(listed.iter().filter(|l| l.1).map(reason));
+    reasons.extend(listed.iter().filter(|l| !l.1).map(reason));
     status
 }
 
