@@ -14,8 +14,9 @@ use pathway_core::{Date, FactValue, Outcome, Profile, Sex, Status, Step};
 
 use crate::circuit::{Circuit, NodeId};
 use crate::error::ProfileError;
+use crate::plan::{StepPlan, Word};
 use crate::recommendation::{FactUse, Reason, Recommendation, StepResult};
-use crate::ruleset::{Absent, Effect, FactKind, IfUnknown, Rule, RuleSet};
+use crate::ruleset::{Absent, Effect, FactKind, Rule, RuleSet};
 use crate::tri::Tri;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -106,7 +107,7 @@ struct ReasonEval {
     rule: RuleRef,
     decisive: bool,
     condition: Tri,
-    /// Where the condition is: the step and the index in its compiled rule list.
+    /// Where the condition is: the step and the rule's place in the step's plan.
     step: u16,
     at: u16,
 }
@@ -150,12 +151,8 @@ pub struct Evaluation {
     prepared: Prepared,
     nodes: Vec<Tri>,
     // Scratch.
-    /// The value of each of the rule set's distinct rule conditions.
-    values: Vec<Tri>,
-    /// A step's listed rules: position, decisive, condition.
-    listed: Vec<(u16, bool, Tri)>,
-    is_true: crate::ruleset::Bits,
-    is_unknown: crate::ruleset::Bits,
+    /// A step's true and unknown rules, per word of its plan.
+    bits: Vec<(u64, u64)>,
     tmp: Vec<Atom>,
 }
 
@@ -183,18 +180,6 @@ impl Explainer<'_> {
                 missing.push(*f);
             }
         }
-    }
-}
-
-/// The order of effects among a step's reasons.
-pub(crate) fn rank(e: Effect) -> u8 {
-    match e {
-        Effect::Exclude => 0,
-        Effect::Continue => 1,
-        Effect::Gate => 2,
-        Effect::Caution => 3,
-        Effect::Offer => 4,
-        Effect::Note => 5,
     }
 }
 
@@ -385,10 +370,7 @@ impl RuleSet {
             missing,
             prepared,
             nodes,
-            values,
-            is_true,
-            is_unknown,
-            listed,
+            bits,
             tmp,
         } = out;
         steps.clear();
@@ -404,24 +386,8 @@ impl RuleSet {
             .copied()
             .unwrap_or(Tri::Unknown);
         *applicable = app == Tri::True;
-        values.clear();
-        *is_true = [0; 4];
-        *is_unknown = [0; 4];
         if app == Tri::True {
             c.circuit.run(p, c.app_end..c.circuit.len(), nodes);
-            for (k, &node) in c.conds.iter().enumerate() {
-                let v = nodes.get(node as usize).copied().unwrap_or(Tri::Unknown);
-                values.push(v);
-                let (w, bit) = (k / 64, 1u64 << (k % 64));
-                let set = match v {
-                    Tri::True => is_true.get_mut(w),
-                    Tri::Unknown => is_unknown.get_mut(w),
-                    Tri::False => None,
-                };
-                if let Some(x) = set {
-                    *x |= bit;
-                }
-            }
         }
         let ex = Explainer {
             circuit: &c.circuit,
@@ -446,42 +412,9 @@ impl RuleSet {
                 });
                 Status::NotYet
             } else {
-                let list = c.step_rules.get(i).map_or(&[][..], Vec::as_slice);
-                let rule_nodes = c.rule_nodes.get(i).map_or(&[][..], Vec::as_slice);
-                let meta = c.meta.get(i).map_or(&[][..], Vec::as_slice);
-                let masked = c.masks.get(i);
-                let flags = match masked {
-                    Some(m) => Flags::of(m, is_true, is_unknown, c.words),
-                    None => {
-                        let mut f = Flags::default();
-                        for &(eff, pol, k) in meta {
-                            f.add(
-                                eff,
-                                pol,
-                                values.get(k as usize).copied().unwrap_or(Tri::Unknown),
-                            );
-                        }
-                        f
-                    }
-                };
-                let step_rules = StepRules {
-                    step,
-                    rules: list,
-                    nodes: rule_nodes,
-                    meta,
-                    order: c.order.get(i).map_or(&[][..], Vec::as_slice),
-                };
-                decide(
-                    &ex,
-                    &step_rules,
-                    values,
-                    &flags,
-                    current,
-                    listed,
-                    tmp,
-                    reasons,
-                    missing,
-                )
+                let plan = c.plans.get(i).map_or(&EMPTY_PLAN, |x| x);
+                plan.values(nodes, bits);
+                decide(&ex, step, plan, bits, current, tmp, reasons, missing)
             };
             if let Some(tail) = missing.get_mut(missing_start..) {
                 tail.sort_unstable();
@@ -551,7 +484,12 @@ fn dedup_from(v: &mut Vec<u16>, start: usize) {
     v.truncate(w);
 }
 
-/// What a step's rules add up to, accumulated while they are evaluated.
+static EMPTY_PLAN: StepPlan = StepPlan {
+    rules: Vec::new(),
+    words: Vec::new(),
+};
+
+/// What a step's rules add up to.
 #[derive(Debug, Default)]
 struct Flags {
     excluded: bool,
@@ -563,32 +501,18 @@ struct Flags {
     caution: bool,
 }
 
-fn cautious(eff: Effect, pol: IfUnknown, v: Tri) -> bool {
-    (eff == Effect::Caution && v == Tri::True)
-        || (matches!(eff, Effect::Caution | Effect::Exclude)
-            && v == Tri::Unknown
-            && pol == IfUnknown::Caution)
-}
-
 impl Flags {
-    /// The flags of a step from its masks and the bitsets of true and unknown conditions.
-    fn of(
-        m: &crate::ruleset::StepMasks,
-        t: &crate::ruleset::Bits,
-        u: &crate::ruleset::Bits,
-        words: usize,
-    ) -> Flags {
-        let word = |a: &crate::ruleset::Bits, i: usize| a.get(i).copied().unwrap_or(0);
+    /// The flags of a step from its plan and the bits of its true and unknown rules.
+    fn of(words: &[Word], bits: &[(u64, u64)]) -> Flags {
         let (mut ex, mut co, mut ga, mut gs, mut gf, mut of, mut ca) = (0, 0, 0, 0, 0, 0, 0);
-        for w in 0..words {
-            let (x, y) = (word(t, w), word(u, w));
-            ex |= word(&m.exclude, w) & x;
-            co |= word(&m.continues, w) & x;
-            ga |= word(&m.gate, w);
-            gs |= word(&m.gate, w) & !x;
-            gf |= word(&m.gate, w) & !(x | y);
-            of |= word(&m.offer, w) & x;
-            ca |= (word(&m.caution, w) & x) | (word(&m.caution_if_unknown, w) & y);
+        for (m, &(t, u)) in words.iter().zip(bits) {
+            ex |= m.exclude & t;
+            co |= m.continues & t;
+            ga |= m.gate;
+            gs |= m.gate & !t;
+            gf |= m.gate & !(t | u);
+            of |= m.offer & t;
+            ca |= (m.caution & t) | (m.caution_if_unknown & u);
         }
         Flags {
             excluded: ex != 0,
@@ -599,22 +523,6 @@ impl Flags {
             offer: of != 0,
             caution: ca != 0,
         }
-    }
-
-    /// The same flags, one rule at a time (rule sets too large for the masks).
-    fn add(&mut self, eff: Effect, pol: IfUnknown, v: Tri) {
-        match eff {
-            Effect::Exclude if v == Tri::True => self.excluded = true,
-            Effect::Continue if v == Tri::True => self.continuing = true,
-            Effect::Gate => {
-                self.has_gate = true;
-                self.gates_shut |= v != Tri::True;
-                self.gate_false |= v == Tri::False;
-            }
-            Effect::Offer if v == Tri::True => self.offer = true,
-            _ => {}
-        }
-        self.caution |= cautious(eff, pol, v);
     }
 
     /// R23: excluded > continue > not-yet > caution > offer.
@@ -634,114 +542,106 @@ impl Flags {
     }
 }
 
-/// One step's rules: their indices, compiled condition nodes and effects, in parallel, and
-/// the order their reasons are listed in.
-struct StepRules<'a> {
-    step: u16,
-    rules: &'a [(u16, crate::cond::Cond)],
-    nodes: &'a [NodeId],
-    meta: &'a [(Effect, IfUnknown, u32)],
-    order: &'a [u16],
-}
-
-/// How one rule of a step shows in its reasons.
-struct Listing {
-    decisive: bool,
-    /// Listed (decisive or context), and not silenced by its unknown policy.
-    listed: bool,
-}
-
-#[inline]
-fn listing(status: Status, current: bool, eff: Effect, pol: IfUnknown, v: Tri) -> Listing {
+/// For one word of a step's plan: which rules decide the status, which are listed as reasons
+/// (decisive or context), and which have unknown conditions whose facts could change it.
+fn roles(
+    m: &Word,
+    t: u64,
+    u: u64,
+    status: Status,
+    current: bool,
+    flags: &Flags,
+) -> (u64, u64, u64) {
+    let all = |b: bool| if b { u64::MAX } else { 0 };
     let decisive = match status {
-        Status::Excluded => eff == Effect::Exclude && v == Tri::True,
-        Status::Continue => eff == Effect::Continue && v == Tri::True,
-        Status::NotYet => eff == Effect::Gate && v != Tri::True,
-        Status::Caution => cautious(eff, pol, v),
-        Status::Offer => matches!(eff, Effect::Gate | Effect::Offer) && v == Tri::True,
+        Status::Excluded => m.exclude & t,
+        Status::Continue => m.continues & t,
+        Status::NotYet => m.gate & !t,
+        Status::Caution => (m.caution & t) | (m.caution_if_unknown & u),
+        Status::Offer => (m.gate | m.offer) & t,
     };
+    let offered = status.is_offered();
     let shown = decisive
-        || match (eff, v) {
-            (Effect::Note, Tri::True) => status.is_offered() || current,
-            (Effect::Caution, Tri::True | Tri::Unknown) => true,
-            (Effect::Exclude, Tri::Unknown) => true,
-            (Effect::Gate | Effect::Offer, Tri::True) => status.is_offered(),
-            _ => false,
-        };
-    let silent = v == Tri::Unknown && pol == IfUnknown::Ignore;
-    Listing {
-        decisive,
-        listed: shown && !silent,
+        | (m.note & t & all(offered || current))
+        | (m.caution & (t | u))
+        | (m.exclude & u)
+        | ((m.gate | m.offer) & t & all(offered));
+    // A rule whose condition came out false matters only if it is a gate.
+    let fired = t | u | m.gate;
+    let listed = shown & fired & !(u & m.silent_if_unknown);
+    // R21a: a possible contraindication is listed whatever the gates say; one whose rule
+    // waives the caution (R21d, R21e) only where it could turn an offer into a caution.
+    // R12, R24: an open question behind a gate that is shut anyway changes nothing.
+    let could_matter = m.caution_if_unknown
+        | ((m.exclude | m.caution) & all(status == Status::Offer))
+        | ((m.gate | m.offer | m.continues) & all(!flags.gate_false && !flags.excluded));
+    (decisive & listed, listed, u & could_matter)
+}
+
+/// Calls `f` with the index of every set bit, lowest first.
+fn each_bit(mut bits: u64, mut f: impl FnMut(usize)) {
+    while bits != 0 {
+        f(bits.trailing_zeros() as usize);
+        bits &= bits - 1;
     }
 }
 
-/// The status of one step, with the reasons behind it and its missing facts. Reasons are
-/// listed decisive first, then by effect (exclusions first) and rule id: `order` is already
-/// sorted by effect and rule id, so listing decisive reasons, then the others, in that order
-/// needs no sorting.
+/// The status of one step, with the reasons behind it (decisive first, then context, each in
+/// plan order: by effect, then rule id) and its missing facts.
 #[allow(clippy::too_many_arguments)]
 fn decide(
     ex: &Explainer<'_>,
-    sr: &StepRules<'_>,
-    values: &[Tri],
-    flags: &Flags,
+    step: u16,
+    plan: &StepPlan,
+    bits: &[(u64, u64)],
     current: bool,
-    listed: &mut Vec<(u16, bool, Tri)>,
     tmp: &mut Vec<Atom>,
     reasons: &mut Vec<ReasonEval>,
     missing: &mut Vec<u16>,
 ) -> Status {
+    let flags = Flags::of(&plan.words, bits);
     let status = flags.status();
-    let (any_gate_shut, excluded) = (flags.gate_false, flags.excluded);
-    listed.clear();
-    for &j in sr.order {
-        let Some(&(eff, pol, k)) = sr.meta.get(usize::from(j)) else {
-            continue;
-        };
-        let v = values.get(k as usize).copied().unwrap_or(Tri::Unknown);
-        // A rule whose condition came out false matters only if it is a gate.
-        if v == Tri::False && eff != Effect::Gate {
-            continue;
+    let reason = |i: usize, decisive: bool, (t, u): (u64, u64)| {
+        let bit = 1u64 << (i % 64);
+        ReasonEval {
+            rule: RuleRef::Rule(plan.rules.get(i).map_or(u16::MAX, |r| r.rule)),
+            decisive,
+            condition: if t & bit != 0 {
+                Tri::True
+            } else if u & bit != 0 {
+                Tri::Unknown
+            } else {
+                Tri::False
+            },
+            step,
+            at: u16::try_from(i).unwrap_or(u16::MAX),
         }
-        if v == Tri::Unknown {
-            let could_matter = match eff {
-                Effect::Note => false,
-                // R21a: a possible contraindication is listed whatever the gates say; one whose
-                // rule waives the caution (R21d, R21e) only where it could turn an offer into a
-                // caution.
-                Effect::Exclude | Effect::Caution => {
-                    pol == IfUnknown::Caution || status == Status::Offer
-                }
-                // R12, R24: an open question behind a gate that is shut anyway changes nothing.
-                Effect::Gate | Effect::Offer | Effect::Continue => !any_gate_shut && !excluded,
-            };
-            if could_matter && let Some(&node) = sr.nodes.get(usize::from(j)) {
-                ex.missing(node, tmp, missing);
-            }
-        }
-        let l = listing(status, current, eff, pol, v);
-        if l.listed {
-            listed.push((j, l.decisive, v));
-        }
-    }
-    let reason = |&(j, decisive, v): &(u16, bool, Tri)| ReasonEval {
-        rule: RuleRef::Rule(sr.rules.get(usize::from(j)).map_or(u16::MAX, |r| r.0)),
-        decisive,
-        condition: v,
-        step: sr.step,
-        at: j,
     };
-    if status == Status::NotYet && !listed.iter().any(|l| l.1) {
+    let start = reasons.len();
+    for (w, (m, &tu)) in plan.words.iter().zip(bits).enumerate() {
+        let (decisive, _, unknown) = roles(m, tu.0, tu.1, status, current, &flags);
+        each_bit(unknown, |i| {
+            if let Some(r) = plan.rules.get(w * 64 + i) {
+                ex.missing(r.node, tmp, missing);
+            }
+        });
+        each_bit(decisive, |i| reasons.push(reason(w * 64 + i, true, tu)));
+    }
+    if status == Status::NotYet && reasons.len() == start {
         reasons.push(ReasonEval {
             rule: RuleRef::NoIndication,
             decisive: true,
             condition: Tri::False,
-            step: sr.step,
+            step,
             at: u16::MAX,
         });
     }
-    reasons.extend(listed.iter().filter(|l| l.1).map(reason));
-    reasons.extend(listed.iter().filter(|l| !l.1).map(reason));
+    for (w, (m, &tu)) in plan.words.iter().zip(bits).enumerate() {
+        let (decisive, listed, _) = roles(m, tu.0, tu.1, status, current, &flags);
+        each_bit(listed & !decisive, |i| {
+            reasons.push(reason(w * 64 + i, false, tu));
+        });
+    }
     status
 }
 
@@ -909,10 +809,10 @@ impl Evaluation {
             RuleRef::Applicability => Some(c.applicability),
             RuleRef::NoIndication => None,
             RuleRef::Rule(_) => c
-                .rule_nodes
+                .plans
                 .get(usize::from(r.step))
-                .and_then(|l| l.get(usize::from(r.at)))
-                .copied(),
+                .and_then(|plan| plan.rules.get(usize::from(r.at)))
+                .map(|r| r.node),
         };
         let Some(node) = node else { return Vec::new() };
         let mut atoms = Vec::new();

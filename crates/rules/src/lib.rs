@@ -39,6 +39,7 @@ mod expr;
 mod file;
 mod generate;
 mod lint;
+mod plan;
 mod recommendation;
 mod ruleset;
 mod tri;

@@ -1,6 +1,6 @@
 //! A loaded, validated and compiled rule set.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -14,6 +14,7 @@ use crate::cond::{Cond, Scope, reserved};
 use crate::error::{Diagnostic, ErrorKind, LoadError};
 use crate::expr;
 use crate::file::{Document, EffectDoc, FactType, RuleDoc, UnknownDoc};
+use crate::plan::{PlanRule, StepPlan};
 
 /// What a rule does to the status of its steps when its condition holds.
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -205,25 +206,6 @@ pub struct Stamp {
     pub hash: String,
 }
 
-/// For one step, which of the distinct conditions play which part (bitsets over
-/// `Compiled::conds`), so that a step's status is a few word operations.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct StepMasks {
-    pub exclude: Bits,
-    pub continues: Bits,
-    pub gate: Bits,
-    pub offer: Bits,
-    pub caution: Bits,
-    /// Cautions and exclusions whose unknown gives caution (R21).
-    pub caution_if_unknown: Bits,
-}
-
-/// A bitset over at most [`MASK_CONDS`] distinct conditions.
-pub(crate) type Bits = [u64; 4];
-
-/// Rule sets with more distinct conditions than this use the per-rule path.
-pub(crate) const MASK_CONDS: usize = 256;
-
 /// An escalation edge, compiled.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct EdgeC {
@@ -249,19 +231,8 @@ pub(crate) struct Compiled {
     /// Per fact, the node of its `absent-unknown-when` condition.
     pub absent_when: Vec<Option<NodeId>>,
     pub applicability: NodeId,
-    /// Parallel to `step_rules`: each rule's effect, unknown policy and index in `conds`.
-    pub meta: Vec<Vec<(Effect, IfUnknown, u32)>>,
-    /// Parallel to `step_rules`: each rule's condition node.
-    pub rule_nodes: Vec<Vec<NodeId>>,
-    /// The distinct condition nodes of all steps' rules.
-    pub conds: Vec<NodeId>,
-    /// Per step, bitsets over `conds` (empty when there are more than [`MASK_CONDS`]).
-    pub masks: Vec<StepMasks>,
-    /// The number of 64-bit words the masks use.
-    pub words: usize,
-    /// Per step, the positions of its rules sorted by effect rank, then rule index: the order
-    /// reasons are listed in.
-    pub order: Vec<Vec<u16>>,
+    /// Per step (ladder order), its rules laid out for evaluation.
+    pub plans: Vec<StepPlan>,
 }
 
 /// A validated, compiled rule set: a ladder, a fact catalogue, derived facts and rules.
@@ -1411,81 +1382,29 @@ impl<'t> Compiler<'t> {
         let absent_end = b.len();
         let app_node = b.cond(&app_cond);
         let app_end = b.len();
-        let rule_nodes: Vec<Vec<NodeId>> = step_rules
+        let plans: Vec<StepPlan> = step_rules
             .iter()
-            .map(|list| list.iter().map(|(_, c)| b.cond(c)).collect())
+            .map(|list| {
+                StepPlan::new(
+                    list.iter()
+                        .map(|(r, c)| {
+                            let (effect, policy) = rules
+                                .get(usize::from(*r))
+                                .map_or((Effect::Note, IfUnknown::NoEffect), |x| {
+                                    (x.effect, x.if_unknown)
+                                });
+                            PlanRule {
+                                rule: *r,
+                                effect,
+                                policy,
+                                node: b.cond(c),
+                            }
+                        })
+                        .collect(),
+                )
+            })
             .collect();
         let circuit = b.finish();
-        // The distinct conditions (the same condition on several steps is read once), and for
-        // each step's rule its effect, policy and index among them.
-        let mut conds: Vec<NodeId> = Vec::new();
-        let mut cond_ix: HashMap<NodeId, u32> = HashMap::new();
-        let meta: Vec<Vec<(Effect, IfUnknown, u32)>> = step_rules
-            .iter()
-            .zip(&rule_nodes)
-            .map(|(list, nodes)| {
-                list.iter()
-                    .zip(nodes)
-                    .map(|((r, _), &node)| {
-                        let ix = *cond_ix.entry(node).or_insert_with(|| {
-                            conds.push(node);
-                            u32::try_from(conds.len() - 1).unwrap_or(u32::MAX)
-                        });
-                        let (effect, policy) = rules
-                            .get(usize::from(*r))
-                            .map_or((Effect::Note, IfUnknown::NoEffect), |x| {
-                                (x.effect, x.if_unknown)
-                            });
-                        (effect, policy, ix)
-                    })
-                    .collect()
-            })
-            .collect();
-        let order: Vec<Vec<u16>> = meta
-            .iter()
-            .zip(&step_rules)
-            .map(|(m, list)| {
-                let mut o: Vec<u16> = (0..list.len())
-                    .filter_map(|j| u16::try_from(j).ok())
-                    .collect();
-                o.sort_by_key(|&j| {
-                    let eff = m.get(usize::from(j)).map_or(Effect::Note, |x| x.0);
-                    let r = list.get(usize::from(j)).map_or(u16::MAX, |x| x.0);
-                    (crate::eval::rank(eff), r)
-                });
-                o
-            })
-            .collect();
-        let masks: Vec<StepMasks> = if conds.len() > MASK_CONDS {
-            Vec::new()
-        } else {
-            meta.iter()
-                .map(|list| {
-                    let mut m = StepMasks::default();
-                    for &(effect, policy, k) in list {
-                        let (w, bit) = (k as usize / 64, 1u64 << (k % 64));
-                        let target = match effect {
-                            Effect::Exclude => Some(&mut m.exclude),
-                            Effect::Continue => Some(&mut m.continues),
-                            Effect::Gate => Some(&mut m.gate),
-                            Effect::Offer => Some(&mut m.offer),
-                            Effect::Caution => Some(&mut m.caution),
-                            Effect::Note => None,
-                        };
-                        if let Some(slot) = target.and_then(|t| t.get_mut(w)) {
-                            *slot |= bit;
-                        }
-                        if matches!(effect, Effect::Caution | Effect::Exclude)
-                            && policy == IfUnknown::Caution
-                            && let Some(slot) = m.caution_if_unknown.get_mut(w)
-                        {
-                            *slot |= bit;
-                        }
-                    }
-                    m
-                })
-                .collect()
-        };
         Ok(RuleSet {
             stamp: Stamp {
                 id: doc.ruleset.id.clone(),
@@ -1531,12 +1450,7 @@ impl<'t> Compiler<'t> {
                 app_end,
                 absent_when: absent_nodes,
                 applicability: app_node,
-                meta,
-                rule_nodes,
-                words: conds.len().div_ceil(64),
-                conds,
-                masks,
-                order,
+                plans,
             },
             warnings: OnceLock::new(),
             origin: None,
