@@ -10,16 +10,54 @@
 //! Architecture invariant: a node reads only nodes with smaller ids. The compiler guarantees it:
 //! derived facts are acyclic, and exclusions cannot read availability, which exclusions define.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::ops::Range;
 
-use pathway_core::{Outcome, OutcomeSet};
+use pathway_core::OutcomeSet;
 
 use crate::cond::{Cond, NumSrc};
 use crate::eval::{Atom, Prepared, Val};
 use crate::expr::CmpOp;
 use crate::ruleset::EdgeC;
 use crate::tri::Tri;
+
+/// A step's record as one byte: bit `o` for its outcome `o` (declaration order), or
+/// [`state::NO_OUTCOME`]; and [`state::CURRENT`].
+pub(crate) mod state {
+    use pathway_core::{Outcome, OutcomeSet};
+
+    /// No outcome is recorded.
+    pub const NO_OUTCOME: u8 = 1 << 6;
+    /// The step is current.
+    pub const CURRENT: u8 = 1 << 7;
+
+    /// The state bits of an outcome set.
+    pub fn outcomes(set: OutcomeSet) -> u8 {
+        Outcome::ALL
+            .into_iter()
+            .filter(|&o| set.contains(o))
+            .fold(0, |m, o| m | 1 << (o as u8))
+    }
+
+    /// The state of a step record.
+    pub fn of(outcome: Option<Outcome>, current: bool) -> u8 {
+        let o = outcome.map_or(NO_OUTCOME, |o| 1 << (o as u8));
+        if current { o | CURRENT } else { o }
+    }
+
+    /// Current with a partial outcome.
+    pub fn partial_now(s: u8) -> bool {
+        let want = CURRENT | 1 << (Outcome::Partial as u8);
+        s & want == want
+    }
+
+    /// Current and effective.
+    pub fn effective_now(s: u8) -> bool {
+        let want = CURRENT | 1 << (Outcome::Effective as u8);
+        s & want == want
+    }
+}
 
 /// The index of a node in a [`Circuit`].
 pub(crate) type NodeId = u32;
@@ -36,15 +74,12 @@ enum Op {
     Age(CmpOp, u64),
     Code(u16, u64),
     Sex(u8),
-    Outcome {
-        step: u16,
-        set: OutcomeSet,
-        none: bool,
-    },
-    Current(u16),
+    /// The step's state (see [`state`]) has one of the bits of the mask: an outcome in a
+    /// set, no outcome, current.
+    Step(u16, u8),
     Medication(u16),
     Hypersensitive(u16),
-    /// Some host step is current with a partial outcome.
+    /// Some host step (in `hosts`) is current with a partial outcome.
     AdjunctToPartial(u32, u32),
     Not(NodeId),
     All(u32, u32),
@@ -54,14 +89,14 @@ enum Op {
     /// The step's outcome is in the set, or else the step is excluded (`unavailable`, `failed`).
     ByOutcome {
         step: u16,
-        set: OutcomeSet,
+        set: u8,
         excluded: NodeId,
     },
     /// An escalation edge was taken: the outcome of the step it leaves is in `on`, or else
     /// (for edges that say so) that step is excluded.
     Fired {
         from: u16,
-        on: OutcomeSet,
+        on: u8,
         excluded: Option<NodeId>,
     },
     /// The step is current, effective and not excluded.
@@ -202,7 +237,7 @@ impl<'a> Builder<'a> {
         let excluded = edge.or_excluded.then(|| self.excluded(edge.from));
         self.op(Op::Fired {
             from: edge.from,
-            on: edge.on,
+            on: state::outcomes(edge.on),
             excluded,
         })
     }
@@ -225,12 +260,11 @@ impl<'a> Builder<'a> {
             Cond::Num(NumSrc::Age, op, k) => self.op(Op::Age(*op, k.to_bits())),
             Cond::Code(f, mask) => self.op(Op::Code(*f, *mask)),
             Cond::Sex(mask) => self.op(Op::Sex(*mask)),
-            Cond::Outcome { step, set, none } => self.op(Op::Outcome {
-                step: *step,
-                set: *set,
-                none: *none,
-            }),
-            Cond::Current(s) => self.op(Op::Current(*s)),
+            Cond::Outcome { step, set, none } => {
+                let none = if *none { state::NO_OUTCOME } else { 0 };
+                self.op(Op::Step(*step, state::outcomes(*set) | none))
+            }
+            Cond::Current(s) => self.op(Op::Step(*s, state::CURRENT)),
             Cond::Medication(m) => self.op(Op::Medication(*m)),
             Cond::Hypersensitive(s) => self.op(Op::Hypersensitive(*s)),
             Cond::AdjunctToPartial(s) => {
@@ -267,7 +301,7 @@ impl<'a> Builder<'a> {
                 let excluded = self.excluded(*s);
                 self.op(Op::ByOutcome {
                     step: *s,
-                    set,
+                    set: state::outcomes(set),
                     excluded,
                 })
             }
@@ -318,20 +352,31 @@ impl Circuit {
         self.nodes.len()
     }
 
-    /// Evaluates the nodes in `range` for `p`, appending their values to `values`, which must
-    /// hold the values of every node before `range.start`.
+    /// Evaluates the nodes in `range` for `p` into `values[range]`; `values` must hold the
+    /// values of every node before `range.start` (it is resized to `range.end`).
     pub fn run(&self, p: &Prepared, range: Range<usize>, values: &mut Vec<Tri>) {
-        let nodes = self.nodes.get(range).unwrap_or(&[]);
-        values.reserve(nodes.len());
-        for op in nodes {
-            let t = self.value(op, p, values);
-            values.push(t);
+        let Some(nodes) = self.nodes.get(range.clone()) else {
+            return;
+        };
+        values.resize(range.end, Tri::Unknown);
+        // Cells let each node read earlier nodes while its own slot is written.
+        let cells = Cell::from_mut(values.as_mut_slice()).as_slice_of_cells();
+        let Some(out) = cells.get(range) else {
+            return;
+        };
+        for (op, slot) in nodes.iter().zip(out) {
+            slot.set(self.value(op, p, cells));
         }
     }
 
     #[inline]
-    fn value(&self, op: &Op, p: &Prepared, v: &[Tri]) -> Tri {
-        let node = |n: NodeId| v.get(n as usize).copied().unwrap_or(Tri::Unknown);
+    fn value(&self, op: &Op, p: &Prepared, v: &[Cell<Tri>]) -> Tri {
+        let node = |n: NodeId| v.get(n as usize).map_or(Tri::Unknown, Cell::get);
+        let any = |a: u32, b: u32| {
+            slice(&self.args, a, b)
+                .iter()
+                .fold(Tri::False, |t, &c| t.or(node(c)))
+        };
         match *op {
             Op::Const(b) => Tri::from(b),
             Op::Bool(f) => match p.val(f) {
@@ -352,39 +397,39 @@ impl Circuit {
                 _ => Tri::False,
             },
             Op::Sex(mask) => Tri::from(mask & sex_bit(p.sex) != 0),
-            Op::Outcome { step, set, none } => Tri::from(match p.outcome(step) {
-                Some(o) => set.contains(o),
-                None => none,
-            }),
-            Op::Current(s) => Tri::from(p.current(s)),
+            Op::Step(s, mask) => Tri::from(p.state(s) & mask != 0),
             Op::Medication(m) => Tri::from(p.medication(m)),
             Op::Hypersensitive(s) => Tri::from(p.hypersensitive(s)),
             Op::AdjunctToPartial(a, b) => Tri::from(
                 slice(&self.hosts, a, b)
                     .iter()
-                    .any(|&h| p.current(h) && p.outcome(h) == Some(Outcome::Partial)),
+                    .any(|&h| state::partial_now(p.state(h))),
             ),
             Op::Not(c) => node(c).not(),
             Op::All(a, b) => slice(&self.args, a, b)
                 .iter()
                 .fold(Tri::True, |t, &c| t.and(node(c))),
-            Op::Any(a, b) | Op::Excluded(a, b) | Op::Controlled(a, b) => slice(&self.args, a, b)
-                .iter()
-                .fold(Tri::False, |t, &c| t.or(node(c))),
+            Op::Any(a, b) | Op::Excluded(a, b) | Op::Controlled(a, b) => any(a, b),
             Op::ByOutcome {
                 step,
                 set,
                 excluded,
-            } => match p.outcome(step) {
-                Some(o) if set.contains(o) => Tri::True,
-                _ => node(excluded),
-            },
-            Op::Fired { from, on, excluded } => match p.outcome(from) {
-                Some(o) if on.contains(o) => Tri::True,
-                _ => excluded.map_or(Tri::False, node),
-            },
+            } => {
+                if p.state(step) & set != 0 {
+                    Tri::True
+                } else {
+                    node(excluded)
+                }
+            }
+            Op::Fired { from, on, excluded } => {
+                if p.state(from) & on != 0 {
+                    Tri::True
+                } else {
+                    excluded.map_or(Tri::False, node)
+                }
+            }
             Op::Controls { step, excluded } => {
-                if p.current(step) && p.outcome(step) == Some(Outcome::Effective) {
+                if state::effective_now(p.state(step)) {
                     node(excluded).not()
                 } else {
                     Tri::False
@@ -407,13 +452,13 @@ impl Circuit {
             }
             Op::Age(..) => out.push(Atom::Age),
             Op::Sex(_) => out.push(Atom::Sex),
-            Op::Outcome { step, .. } | Op::Current(step) => out.push(Atom::Step(step)),
+            Op::Step(step, _) => out.push(Atom::Step(step)),
             Op::Medication(m) => out.push(Atom::Med(m)),
             Op::Hypersensitive(s) => out.push(Atom::Hyper(s)),
             Op::AdjunctToPartial(a, b) => {
                 for &h in slice(&self.hosts, a, b) {
-                    let partial = p.current(h) && p.outcome(h) == Some(Outcome::Partial);
-                    let recorded = p.current(h) || p.outcome(h).is_some();
+                    let partial = state::partial_now(p.state(h));
+                    let recorded = p.state(h) & state::NO_OUTCOME == 0 || p.current(h);
                     if (v == Tri::True && partial) || (v == Tri::False && recorded) {
                         out.push(Atom::Step(h));
                     }
@@ -449,19 +494,19 @@ impl Circuit {
                 excluded,
             } => {
                 out.push(Atom::Step(step));
-                if !p.outcome(step).is_some_and(|o| set.contains(o)) {
+                if p.state(step) & set == 0 {
                     self.explain(excluded, values, p, out);
                 }
             }
             Op::Fired { from, on, excluded } => {
                 out.push(Atom::Step(from));
-                let decided = p.outcome(from).is_some_and(|o| on.contains(o));
+                let decided = p.state(from) & on != 0;
                 if let (false, Some(x)) = (decided, excluded) {
                     self.explain(x, values, p, out);
                 }
             }
             Op::Controls { step, excluded } => {
-                if p.current(step) && p.outcome(step) == Some(Outcome::Effective) {
+                if state::effective_now(p.state(step)) {
                     out.push(Atom::Step(step));
                     self.explain(excluded, values, p, out);
                 }

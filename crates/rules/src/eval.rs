@@ -10,9 +10,9 @@
 
 use std::sync::Arc;
 
-use pathway_core::{Date, FactValue, Outcome, Profile, Sex, Status, Step};
+use pathway_core::{Date, FactValue, Profile, Sex, Status, Step};
 
-use crate::circuit::{Circuit, NodeId};
+use crate::circuit::{Circuit, NodeId, state};
 use crate::error::ProfileError;
 use crate::plan::{StepPlan, Word};
 use crate::recommendation::{FactUse, Reason, Recommendation, StepResult};
@@ -52,8 +52,8 @@ pub struct Prepared {
     pub(crate) age: f64,
     pub(crate) sex: Sex,
     date: Option<Date>,
-    outcome: Vec<Option<Outcome>>,
-    current: Vec<bool>,
+    /// Per step, its outcome and whether it is current, as one byte (`circuit::state`).
+    state: Vec<u8>,
     meds: Vec<bool>,
     hyper: Vec<bool>,
 }
@@ -63,12 +63,12 @@ impl Prepared {
         at(&self.vals, f, Val::Unknown)
     }
 
-    pub(crate) fn outcome(&self, s: u16) -> Option<Outcome> {
-        self.outcome.get(usize::from(s)).copied().flatten()
+    pub(crate) fn current(&self, s: u16) -> bool {
+        self.state(s) & state::CURRENT != 0
     }
 
-    pub(crate) fn current(&self, s: u16) -> bool {
-        at(&self.current, s, false)
+    pub(crate) fn state(&self, s: u16) -> u8 {
+        at(&self.state, s, state::NO_OUTCOME)
     }
 
     pub(crate) fn medication(&self, m: u16) -> bool {
@@ -87,8 +87,7 @@ impl Prepared {
         self.age = src.age;
         self.sex = src.sex;
         self.date = src.date;
-        self.outcome.clone_from(&src.outcome);
-        self.current.clone_from(&src.current);
+        self.state.clone_from(&src.state);
         self.meds.clone_from(&src.meds);
         self.hyper.clone_from(&src.hyper);
     }
@@ -266,10 +265,8 @@ impl RuleSet {
                 *slot = true;
             }
         }
-        p.outcome.clear();
-        p.outcome.resize(n, None);
-        p.current.clear();
-        p.current.resize(n, false);
+        p.state.clear();
+        p.state.resize(n, state::NO_OUTCOME);
         for (id, rec) in &profile.steps {
             let Some(i) = self.ladder.position(id.as_str()) else {
                 return Err(ProfileError::UnknownStep {
@@ -278,11 +275,8 @@ impl RuleSet {
                     ruleset: ruleset(),
                 });
             };
-            if let Some(o) = p.outcome.get_mut(i) {
-                *o = rec.effective_outcome();
-            }
-            if let Some(cur) = p.current.get_mut(i) {
-                *cur = rec.current;
+            if let Some(slot) = p.state.get_mut(i) {
+                *slot = state::of(rec.effective_outcome(), rec.current);
             }
         }
         p.hyper.clear();
@@ -397,8 +391,8 @@ impl RuleSet {
         for i in 0..self.ladder.len() {
             let reasons_start = reasons.len();
             let missing_start = missing.len();
-            let current = at(&p.current, i, false);
             let step = u16::try_from(i).unwrap_or(u16::MAX);
+            let current = p.current(step);
             let status = if app != Tri::True {
                 if app == Tri::Unknown {
                     ex.missing(c.applicability, tmp, missing);
