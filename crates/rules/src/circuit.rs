@@ -12,7 +12,6 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::ops::Range;
 
 use pathway_core::OutcomeSet;
 
@@ -123,6 +122,10 @@ pub(crate) struct Circuit {
     nodes: Vec<Op>,
     args: Vec<NodeId>,
     hosts: Vec<u16>,
+    /// The first nodes are the step-record leaves, then the boolean-fact leaves (also as
+    /// these tables, for tight loops), then the other leaves, then everything else.
+    steps: Vec<(u16, u8)>,
+    bools: Vec<u16>,
 }
 
 /// The ladder's structure, as the circuit builder needs it.
@@ -176,10 +179,60 @@ impl<'a> Builder<'a> {
         self.c.nodes.len()
     }
 
-    pub fn finish(self) -> Circuit {
-        self.c
+    /// The circuit, with its leaves moved to the front (grouped by kind), and how node ids
+    /// moved.
+    pub fn finish(self) -> (Circuit, Remap) {
+        let old = self.c;
+        let class = |op: &Op| match op {
+            Op::Step(..) => 0,
+            Op::Bool(_) => 1,
+            op if op.is_leaf() => 2,
+            _ => 3,
+        };
+        let mut order: Vec<usize> = (0..old.nodes.len()).collect();
+        // Stable within a class: the other nodes keep their order, so each still comes after
+        // the nodes it reads.
+        order.sort_by_key(|&i| (old.nodes.get(i).map_or(3, class), i));
+        let mut map = vec![0; order.len()];
+        for (new, &i) in order.iter().enumerate() {
+            if let Some(slot) = map.get_mut(i) {
+                *slot = NodeId::try_from(new).unwrap_or(NodeId::MAX);
+            }
+        }
+        let leaves = old.nodes.iter().filter(|op| op.is_leaf()).count();
+        let remap = Remap { map, leaves };
+        let nodes: Vec<Op> = order
+            .iter()
+            .filter_map(|&i| old.nodes.get(i))
+            .map(|op| op.remapped(|n| remap.node(n)))
+            .collect();
+        let steps = nodes
+            .iter()
+            .map_while(|op| match *op {
+                Op::Step(s, mask) => Some((s, mask)),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        let bools = nodes
+            .iter()
+            .skip(steps.len())
+            .map_while(|op| match *op {
+                Op::Bool(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        let circuit = Circuit {
+            nodes,
+            args: old.args.iter().map(|&n| remap.node(n)).collect(),
+            hosts: old.hosts,
+            steps,
+            bools,
+        };
+        (circuit, remap)
     }
+}
 
+impl<'a> Builder<'a> {
     fn push(&mut self, op: Op) -> NodeId {
         let id = NodeId::try_from(self.c.nodes.len()).unwrap_or(NodeId::MAX);
         self.c.nodes.push(op);
@@ -336,6 +389,82 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// How [`Builder::finish`] renumbered the nodes.
+pub(crate) struct Remap {
+    map: Vec<NodeId>,
+    leaves: usize,
+}
+
+impl Remap {
+    /// The new id of a node.
+    pub fn node(&self, old: NodeId) -> NodeId {
+        self.map.get(old as usize).copied().unwrap_or(NodeId::MAX)
+    }
+
+    /// The new end of the nodes that were below `old_end`: all leaves, and the other nodes
+    /// that were below it (they kept their order).
+    pub fn end(&self, old_end: usize) -> usize {
+        let moved = self
+            .map
+            .iter()
+            .take(old_end)
+            .filter(|&&n| n as usize >= self.leaves)
+            .count();
+        self.leaves + moved
+    }
+}
+
+impl Op {
+    fn is_leaf(&self) -> bool {
+        !matches!(
+            self,
+            Op::Not(_)
+                | Op::All(..)
+                | Op::Any(..)
+                | Op::Excluded(..)
+                | Op::ByOutcome { .. }
+                | Op::Fired { .. }
+                | Op::Controls { .. }
+                | Op::Controlled(..)
+        )
+    }
+
+    /// The same node with the ids it names (not its argument ranges) mapped by `f`.
+    fn remapped(self, f: impl Fn(NodeId) -> NodeId) -> Op {
+        match self {
+            Op::Not(c) => Op::Not(f(c)),
+            Op::ByOutcome {
+                step,
+                set,
+                excluded,
+            } => Op::ByOutcome {
+                step,
+                set,
+                excluded: f(excluded),
+            },
+            Op::Fired { from, on, excluded } => Op::Fired {
+                from,
+                on,
+                excluded: excluded.map(f),
+            },
+            Op::Controls { step, excluded } => Op::Controls {
+                step,
+                excluded: f(excluded),
+            },
+            op => op,
+        }
+    }
+}
+
+/// A boolean fact's value (a value of another type reads as false).
+fn bool_value(v: Val) -> Tri {
+    match v {
+        Val::Bool(b) => Tri::from(b),
+        Val::Unknown => Tri::Unknown,
+        _ => Tri::False,
+    }
+}
+
 fn sex_bit(s: pathway_core::Sex) -> u8 {
     use pathway_core::Sex;
     match s {
@@ -352,16 +481,30 @@ impl Circuit {
         self.nodes.len()
     }
 
-    /// Evaluates the nodes in `range` for `p` into `values[range]`; `values` must hold the
-    /// values of every node before `range.start` (it is resized to `range.end`).
-    pub fn run(&self, p: &Prepared, range: Range<usize>, values: &mut Vec<Tri>) {
-        let Some(nodes) = self.nodes.get(range.clone()) else {
+    /// Evaluates the nodes from `values.len()` up to `end` for `p`, appending their values
+    /// (`values` holds the values of the nodes before). Starting from empty evaluates the
+    /// leaves first, kind by kind, in tight loops.
+    pub fn run(&self, p: &Prepared, end: usize, values: &mut Vec<Tri>) {
+        let start = values.len();
+        let end = end.min(self.nodes.len());
+        if start >= end {
             return;
-        };
-        values.resize(range.end, Tri::Unknown);
+        }
+        values.resize(end, Tri::Unknown);
+        let mut next = start;
+        if start == 0 {
+            for (slot, &(s, mask)) in values.iter_mut().zip(&self.steps) {
+                *slot = Tri::from(p.state(s) & mask != 0);
+            }
+            let bools = values.iter_mut().skip(self.steps.len());
+            for (slot, &f) in bools.zip(&self.bools) {
+                *slot = bool_value(p.val(f));
+            }
+            next = (self.steps.len() + self.bools.len()).min(end);
+        }
         // Cells let each node read earlier nodes while its own slot is written.
         let cells = Cell::from_mut(values.as_mut_slice()).as_slice_of_cells();
-        let Some(out) = cells.get(range) else {
+        let (Some(nodes), Some(out)) = (self.nodes.get(next..end), cells.get(next..end)) else {
             return;
         };
         for (op, slot) in nodes.iter().zip(out) {
@@ -379,11 +522,7 @@ impl Circuit {
         };
         match *op {
             Op::Const(b) => Tri::from(b),
-            Op::Bool(f) => match p.val(f) {
-                Val::Bool(b) => Tri::from(b),
-                Val::Unknown => Tri::Unknown,
-                _ => Tri::False,
-            },
+            Op::Bool(f) => bool_value(p.val(f)),
             Op::Known(f) => Tri::from(p.val(f) != Val::Unknown),
             Op::Num(f, op, k) => match p.val(f) {
                 Val::Num(x) => Tri::from(op.holds(x, f64::from_bits(k))),

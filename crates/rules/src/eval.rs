@@ -342,7 +342,7 @@ impl RuleSet {
                 continue;
             };
             if settled.is_empty() {
-                c.circuit.run(p, 0..c.absent_end, &mut settled);
+                c.circuit.run(p, c.absent_end, &mut settled);
             }
             if settled.get(node as usize) == Some(&Tri::False)
                 && let Some(slot) = p.vals.get_mut(i)
@@ -374,14 +374,14 @@ impl RuleSet {
         *date = p.date;
         // Applicability first: the rules are evaluated only when the pathway applies.
         nodes.clear();
-        c.circuit.run(p, 0..c.app_end, nodes);
+        c.circuit.run(p, c.app_end, nodes);
         let app = nodes
             .get(c.applicability as usize)
             .copied()
             .unwrap_or(Tri::Unknown);
         *applicable = app == Tri::True;
         if app == Tri::True {
-            c.circuit.run(p, c.app_end..c.circuit.len(), nodes);
+            c.circuit.run(p, c.circuit.len(), nodes);
         }
         let ex = Explainer {
             circuit: &c.circuit,
@@ -480,6 +480,7 @@ fn dedup_from(v: &mut Vec<u16>, start: usize) {
 
 static EMPTY_PLAN: StepPlan = StepPlan {
     rules: Vec::new(),
+    nodes: Vec::new(),
     words: Vec::new(),
 };
 
@@ -612,14 +613,16 @@ fn decide(
         }
     };
     let start = reasons.len();
+    let mut context = false;
     for (w, (m, &tu)) in plan.words.iter().zip(bits).enumerate() {
-        let (decisive, _, unknown) = roles(m, tu.0, tu.1, status, current, &flags);
+        let (decisive, listed, unknown) = roles(m, tu.0, tu.1, status, current, &flags);
         each_bit(unknown, |i| {
             if let Some(r) = plan.rules.get(w * 64 + i) {
                 ex.missing(r.node, tmp, missing);
             }
         });
         each_bit(decisive, |i| reasons.push(reason(w * 64 + i, true, tu)));
+        context |= listed & !decisive != 0;
     }
     if status == Status::NotYet && reasons.len() == start {
         reasons.push(ReasonEval {
@@ -630,11 +633,13 @@ fn decide(
             at: u16::MAX,
         });
     }
-    for (w, (m, &tu)) in plan.words.iter().zip(bits).enumerate() {
-        let (decisive, listed, _) = roles(m, tu.0, tu.1, status, current, &flags);
-        each_bit(listed & !decisive, |i| {
-            reasons.push(reason(w * 64 + i, false, tu));
-        });
+    if context {
+        for (w, (m, &tu)) in plan.words.iter().zip(bits).enumerate() {
+            let (decisive, listed, _) = roles(m, tu.0, tu.1, status, current, &flags);
+            each_bit(listed & !decisive, |i| {
+                reasons.push(reason(w * 64 + i, false, tu));
+            });
+        }
     }
     status
 }

@@ -41,6 +41,8 @@ pub(crate) struct Word {
 pub(crate) struct StepPlan {
     /// The rules in listing order.
     pub rules: Vec<PlanRule>,
+    /// Their condition nodes, contiguous for [`StepPlan::values`].
+    pub nodes: Vec<NodeId>,
     /// Their effects and policies, 64 rules to a word.
     pub words: Vec<Word>,
 }
@@ -85,7 +87,12 @@ impl StepPlan {
                 w.silent_if_unknown |= bit;
             }
         }
-        StepPlan { rules, words }
+        let nodes = rules.iter().map(|r| r.node).collect();
+        StepPlan {
+            rules,
+            nodes,
+            words,
+        }
     }
 
     /// Appends to `out`, per word, the bitsets of the rules whose condition is true and of
@@ -93,11 +100,11 @@ impl StepPlan {
     #[inline]
     pub fn values(&self, values: &[Tri], out: &mut Vec<(u64, u64)>) {
         out.clear();
-        for chunk in self.rules.chunks(64) {
+        for chunk in self.nodes.chunks(64) {
             let (mut t, mut u) = (0u64, 0u64);
-            for (i, r) in chunk.iter().enumerate() {
+            for (i, &n) in chunk.iter().enumerate() {
                 // False = 0, Unknown = 1, True = 2.
-                let v = values.get(r.node as usize).copied().unwrap_or(Tri::Unknown) as u64;
+                let v = values.get(n as usize).copied().unwrap_or(Tri::Unknown) as u64;
                 t |= (v >> 1) << i;
                 u |= (v & 1) << i;
             }

@@ -1382,29 +1382,49 @@ impl<'t> Compiler<'t> {
         let absent_end = b.len();
         let app_node = b.cond(&app_cond);
         let app_end = b.len();
-        let plans: Vec<StepPlan> = step_rules
+        let plan_rules: Vec<Vec<PlanRule>> = step_rules
             .iter()
             .map(|list| {
+                list.iter()
+                    .map(|(r, c)| {
+                        let (effect, policy) = rules
+                            .get(usize::from(*r))
+                            .map_or((Effect::Note, IfUnknown::NoEffect), |x| {
+                                (x.effect, x.if_unknown)
+                            });
+                        PlanRule {
+                            rule: *r,
+                            effect,
+                            policy,
+                            node: b.cond(c),
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let (circuit, remap) = b.finish();
+        let plans: Vec<StepPlan> = plan_rules
+            .into_iter()
+            .map(|list| {
                 StepPlan::new(
-                    list.iter()
-                        .map(|(r, c)| {
-                            let (effect, policy) = rules
-                                .get(usize::from(*r))
-                                .map_or((Effect::Note, IfUnknown::NoEffect), |x| {
-                                    (x.effect, x.if_unknown)
-                                });
-                            PlanRule {
-                                rule: *r,
-                                effect,
-                                policy,
-                                node: b.cond(c),
-                            }
+                    list.into_iter()
+                        .map(|r| PlanRule {
+                            node: remap.node(r.node),
+                            ..r
                         })
                         .collect(),
                 )
             })
             .collect();
-        let circuit = b.finish();
+        let absent_nodes: Vec<Option<NodeId>> = absent_nodes
+            .into_iter()
+            .map(|n| n.map(|n| remap.node(n)))
+            .collect();
+        let (absent_end, app_end, app_node) = (
+            remap.end(absent_end),
+            remap.end(app_end),
+            remap.node(app_node),
+        );
         Ok(RuleSet {
             stamp: Stamp {
                 id: doc.ruleset.id.clone(),
