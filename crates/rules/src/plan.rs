@@ -102,11 +102,12 @@ impl StepPlan {
         out.clear();
         for chunk in self.nodes.chunks(64) {
             let (mut t, mut u) = (0u64, 0u64);
-            for (i, &n) in chunk.iter().enumerate() {
+            // Last rule first, shifting left: rule i ends at bit i, with no variable shifts.
+            for &n in chunk.iter().rev() {
                 // False = 0, Unknown = 1, True = 2.
-                let v = values.get(n as usize).copied().unwrap_or(Tri::Unknown) as u64;
-                t |= (v >> 1) << i;
-                u |= (v & 1) << i;
+                let v = values.get(n as usize).map_or(1, |&v| v as u64);
+                t = (t << 1) | (v >> 1);
+                u = (u << 1) | (v & 1);
             }
             out.push((t, u));
         }
