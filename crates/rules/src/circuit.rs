@@ -11,7 +11,7 @@
 //! derived facts are acyclic, and exclusions cannot read availability, which exclusions define.
 
 use std::cell::Cell;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use pathway_core::OutcomeSet;
 
@@ -144,8 +144,8 @@ pub(crate) struct Graph<'a> {
 pub(crate) struct Builder<'a> {
     g: Graph<'a>,
     c: Circuit,
-    ops: HashMap<Op, NodeId>,
-    lists: HashMap<(ListKind, Vec<NodeId>), NodeId>,
+    ops: FxHashMap<Op, NodeId>,
+    lists: FxHashMap<(ListKind, Vec<NodeId>), NodeId>,
     derived: Vec<Option<NodeId>>,
     excluded: Vec<Option<NodeId>>,
 }
@@ -167,8 +167,8 @@ impl<'a> Builder<'a> {
         Builder {
             g,
             c: Circuit::default(),
-            ops: HashMap::new(),
-            lists: HashMap::new(),
+            ops: FxHashMap::default(),
+            lists: FxHashMap::default(),
             derived: vec![None; nd],
             excluded: vec![None; ns],
         }

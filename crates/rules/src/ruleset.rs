@@ -558,7 +558,7 @@ struct Compiler<'t> {
     diags: Vec<Diagnostic>,
     /// Each condition text parsed once (a rule's condition is resolved once per step it
     /// covers, and many rules share a condition).
-    parsed: std::collections::HashMap<String, Result<expr::Ast, expr::SyntaxError>>,
+    parsed: rustc_hash::FxHashMap<String, Result<expr::Ast, expr::SyntaxError>>,
 }
 
 /// The catalogue part of a scope, owned.
@@ -576,7 +576,7 @@ impl<'t> Compiler<'t> {
         Compiler {
             text,
             diags: Vec::new(),
-            parsed: std::collections::HashMap::new(),
+            parsed: rustc_hash::FxHashMap::default(),
         }
     }
 
