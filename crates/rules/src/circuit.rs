@@ -10,8 +10,8 @@
 //! Architecture invariant: a node reads only nodes with smaller ids. The compiler guarantees it:
 //! derived facts are acyclic, and exclusions cannot read availability, which exclusions define.
 
-use std::cell::Cell;
 use rustc_hash::FxHashMap;
+use std::cell::Cell;
 
 use pathway_core::OutcomeSet;
 

@@ -498,6 +498,7 @@ struct Flags {
 
 impl Flags {
     /// The flags of a step from its plan and the bits of its true and unknown rules.
+    #[inline(always)]
     fn of(words: &[Word], bits: &[(u64, u64)]) -> Flags {
         let (mut ex, mut co, mut ga, mut gs, mut gf, mut of, mut ca) = (0, 0, 0, 0, 0, 0, 0);
         for (m, &(t, u)) in words.iter().zip(bits) {
@@ -539,6 +540,7 @@ impl Flags {
 
 /// For one word of a step's plan: which rules decide the status, which are listed as reasons
 /// (decisive or context), and which have unknown conditions whose facts could change it.
+#[inline(always)]
 fn roles(
     m: &Word,
     t: u64,
@@ -594,7 +596,48 @@ fn decide(
     reasons: &mut Vec<ReasonEval>,
     missing: &mut Vec<u16>,
 ) -> Status {
-    let flags = Flags::of(&plan.words, bits);
+    // Nearly every step has at most 64 rules: a copy of the code for one word, with its
+    // loops unrolled away.
+    match (plan.words.as_slice(), bits) {
+        ([w], [b]) => decide_words(
+            ex,
+            step,
+            plan,
+            std::slice::from_ref(w),
+            std::slice::from_ref(b),
+            current,
+            tmp,
+            reasons,
+            missing,
+        ),
+        _ => decide_words(
+            ex,
+            step,
+            plan,
+            &plan.words,
+            bits,
+            current,
+            tmp,
+            reasons,
+            missing,
+        ),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn decide_words(
+    ex: &Explainer<'_>,
+    step: u16,
+    plan: &StepPlan,
+    words: &[Word],
+    bits: &[(u64, u64)],
+    current: bool,
+    tmp: &mut Vec<Atom>,
+    reasons: &mut Vec<ReasonEval>,
+    missing: &mut Vec<u16>,
+) -> Status {
+    let flags = Flags::of(words, bits);
     let status = flags.status();
     let reason = |i: usize, decisive: bool, (t, u): (u64, u64)| {
         let bit = 1u64 << (i % 64);
@@ -614,7 +657,7 @@ fn decide(
     };
     let start = reasons.len();
     let mut context = false;
-    for (w, (m, &tu)) in plan.words.iter().zip(bits).enumerate() {
+    for (w, (m, &tu)) in words.iter().zip(bits).enumerate() {
         let (decisive, listed, unknown) = roles(m, tu.0, tu.1, status, current, &flags);
         each_bit(unknown, |i| {
             if let Some(r) = plan.rules.get(w * 64 + i) {
@@ -634,7 +677,7 @@ fn decide(
         });
     }
     if context {
-        for (w, (m, &tu)) in plan.words.iter().zip(bits).enumerate() {
+        for (w, (m, &tu)) in words.iter().zip(bits).enumerate() {
             let (decisive, listed, _) = roles(m, tu.0, tu.1, status, current, &flags);
             each_bit(listed & !decisive, |i| {
                 reasons.push(reason(w * 64 + i, false, tu));
