@@ -83,6 +83,9 @@ enum Op {
     Not(NodeId),
     All(u32, u32),
     Any(u32, u32),
+    /// `All` and `Any` of two children, which most are, with the children inline.
+    All2(NodeId, NodeId),
+    Any2(NodeId, NodeId),
     /// The step is excluded: some of its exclusions (the children) holds.
     Excluded(u32, u32),
     /// The step's outcome is in the set, or else the step is excluded (`unavailable`, `failed`).
@@ -201,10 +204,19 @@ impl<'a> Builder<'a> {
         }
         let leaves = old.nodes.iter().filter(|op| op.is_leaf()).count();
         let remap = Remap { map, leaves };
+        let args: Vec<NodeId> = old.args.iter().map(|&n| remap.node(n)).collect();
+        let pair = |a: u32, b: u32| match slice(&args, a, b) {
+            &[x, y] => Some((x, y)),
+            _ => None,
+        };
         let nodes: Vec<Op> = order
             .iter()
             .filter_map(|&i| old.nodes.get(i))
-            .map(|op| op.remapped(|n| remap.node(n)))
+            .map(|op| match op.remapped(|n| remap.node(n)) {
+                Op::All(a, b) => pair(a, b).map_or(Op::All(a, b), |(x, y)| Op::All2(x, y)),
+                Op::Any(a, b) => pair(a, b).map_or(Op::Any(a, b), |(x, y)| Op::Any2(x, y)),
+                op => op,
+            })
             .collect();
         let steps = nodes
             .iter()
@@ -223,7 +235,7 @@ impl<'a> Builder<'a> {
             .collect();
         let circuit = Circuit {
             nodes,
-            args: old.args.iter().map(|&n| remap.node(n)).collect(),
+            args,
             hosts: old.hosts,
             steps,
             bools,
@@ -421,6 +433,8 @@ impl Op {
             Op::Not(_)
                 | Op::All(..)
                 | Op::Any(..)
+                | Op::All2(..)
+                | Op::Any2(..)
                 | Op::Excluded(..)
                 | Op::ByOutcome { .. }
                 | Op::Fired { .. }
@@ -545,6 +559,8 @@ impl Circuit {
                     .any(|&h| state::partial_now(p.state(h))),
             ),
             Op::Not(c) => node(c).not(),
+            Op::All2(x, y) => node(x).and(node(y)),
+            Op::Any2(x, y) => node(x).or(node(y)),
             Op::All(a, b) => slice(&self.args, a, b)
                 .iter()
                 .fold(Tri::True, |t, &c| t.and(node(c))),
@@ -577,6 +593,24 @@ impl Circuit {
         }
     }
 
+    /// Explains the children of a conjunction (`all` = `Tri::True`) or disjunction
+    /// (`all` = `Tri::False`) whose value is `v`.
+    fn explain_list(
+        &self,
+        children: &[NodeId],
+        all: Tri,
+        v: Tri,
+        values: &[Tri],
+        p: &Prepared,
+        out: &mut Vec<Atom>,
+    ) {
+        for &c in children {
+            if v == all || values.get(c as usize) == Some(&v) {
+                self.explain(c, values, p, out);
+            }
+        }
+    }
+
     /// Collects the atoms that make node `n` come out as it did (`values` from [`Circuit::run`]).
     pub fn explain(&self, n: NodeId, values: &[Tri], p: &Prepared, out: &mut Vec<Atom>) {
         let node = |n: NodeId| values.get(n as usize).copied().unwrap_or(Tri::Unknown);
@@ -604,20 +638,16 @@ impl Circuit {
                 }
             }
             Op::Not(c) => self.explain(c, values, p, out),
+            // A conjunction is explained by all its children when true, else by those that
+            // made it false (or unknown); a disjunction the other way round.
             Op::All(a, b) => {
-                for &c in slice(&self.args, a, b) {
-                    if v == Tri::True || node(c) == v {
-                        self.explain(c, values, p, out);
-                    }
-                }
+                self.explain_list(slice(&self.args, a, b), Tri::True, v, values, p, out)
             }
+            Op::All2(x, y) => self.explain_list(&[x, y], Tri::True, v, values, p, out),
             Op::Any(a, b) => {
-                for &c in slice(&self.args, a, b) {
-                    if v == Tri::False || node(c) == v {
-                        self.explain(c, values, p, out);
-                    }
-                }
+                self.explain_list(slice(&self.args, a, b), Tri::False, v, values, p, out)
             }
+            Op::Any2(x, y) => self.explain_list(&[x, y], Tri::False, v, values, p, out),
             Op::Excluded(a, b) => {
                 if v != Tri::False {
                     for &c in slice(&self.args, a, b) {
@@ -667,6 +697,7 @@ mod tests {
     fn children(c: &Circuit, op: &Op) -> Vec<NodeId> {
         match *op {
             Op::Not(n) => vec![n],
+            Op::All2(x, y) | Op::Any2(x, y) => vec![x, y],
             Op::All(a, b) | Op::Any(a, b) | Op::Excluded(a, b) | Op::Controlled(a, b) => {
                 slice(&c.args, a, b).to_vec()
             }
@@ -705,9 +736,12 @@ mod tests {
             let key = (std::mem::discriminant(op), children(&c.circuit, op), *op);
             let shared = match op {
                 // List nodes are keyed by their children, leaves by themselves.
-                Op::All(..) | Op::Any(..) | Op::Excluded(..) | Op::Controlled(..) => {
-                    seen.insert((key.0, key.1, None))
-                }
+                Op::All(..)
+                | Op::Any(..)
+                | Op::All2(..)
+                | Op::Any2(..)
+                | Op::Excluded(..)
+                | Op::Controlled(..) => seen.insert((key.0, key.1, None)),
                 Op::AdjunctToPartial(..) => true,
                 _ => seen.insert((key.0, key.1, Some(key.2))),
             };
