@@ -152,7 +152,7 @@ pub struct Evaluation {
     // Scratch.
     /// A step's true and unknown rules, per word of its plan.
     bits: Vec<(u64, u64)>,
-    tmp: Vec<Atom>,
+    memo: MissingMemo,
 }
 
 /// What explaining needs: the circuit, its values and the profile.
@@ -168,17 +168,51 @@ impl Explainer<'_> {
         self.circuit.explain(n, self.values, self.p, out);
     }
 
-    /// Appends to `missing` the unknown facts behind node `n`.
-    fn missing(&self, n: NodeId, tmp: &mut Vec<Atom>, missing: &mut Vec<u16>) {
-        tmp.clear();
-        self.explain(n, tmp);
-        for a in tmp.iter() {
+    /// Appends to `missing` the unknown facts behind node `n`, found once per node and
+    /// evaluation (a condition shared by several steps is explained once).
+    fn missing(&self, n: NodeId, memo: &mut MissingMemo, missing: &mut Vec<u16>) {
+        if let Some(&(start, end)) = memo.of.get(n as usize)
+            && start != u32::MAX
+        {
+            missing.extend_from_slice(memo.facts.get(start as usize..end as usize).unwrap_or(&[]));
+            return;
+        }
+        memo.tmp.clear();
+        self.explain(n, &mut memo.tmp);
+        let start = memo.facts.len();
+        for a in &memo.tmp {
             if let Atom::Fact(f) = a
                 && self.p.vals.get(usize::from(*f)) == Some(&Val::Unknown)
             {
-                missing.push(*f);
+                memo.facts.push(*f);
             }
         }
+        let found = memo.facts.get(start..).unwrap_or(&[]);
+        missing.extend_from_slice(found);
+        if let Some(slot) = memo.of.get_mut(n as usize) {
+            let end = memo.facts.len();
+            *slot = (
+                u32::try_from(start).unwrap_or(u32::MAX),
+                u32::try_from(end).unwrap_or(u32::MAX),
+            );
+        }
+    }
+}
+
+/// The unknown facts behind each node explained so far in one evaluation.
+#[derive(Debug, Clone, Default)]
+struct MissingMemo {
+    /// Per node, its range in `facts`; `u32::MAX` when not explained yet.
+    of: Vec<(u32, u32)>,
+    facts: Vec<u16>,
+    tmp: Vec<Atom>,
+}
+
+impl MissingMemo {
+    fn reset(&mut self, nodes: usize) {
+        self.of.clear();
+        self.of.resize(nodes, (u32::MAX, 0));
+        self.facts.clear();
     }
 }
 
@@ -365,8 +399,9 @@ impl RuleSet {
             prepared,
             nodes,
             bits,
-            tmp,
+            memo,
         } = out;
+        memo.reset(c.circuit.len());
         steps.clear();
         reasons.clear();
         missing.clear();
@@ -395,7 +430,7 @@ impl RuleSet {
             let current = p.current(step);
             let status = if app != Tri::True {
                 if app == Tri::Unknown {
-                    ex.missing(c.applicability, tmp, missing);
+                    ex.missing(c.applicability, memo, missing);
                 }
                 reasons.push(ReasonEval {
                     rule: RuleRef::Applicability,
@@ -408,7 +443,7 @@ impl RuleSet {
             } else {
                 let plan = c.plans.get(i).map_or(&EMPTY_PLAN, |x| x);
                 plan.values(nodes, bits);
-                decide(&ex, step, plan, bits, current, tmp, reasons, missing)
+                decide(&ex, step, plan, bits, current, memo, reasons, missing)
             };
             if let Some(tail) = missing.get_mut(missing_start..) {
                 tail.sort_unstable();
@@ -592,7 +627,7 @@ fn decide(
     plan: &StepPlan,
     bits: &[(u64, u64)],
     current: bool,
-    tmp: &mut Vec<Atom>,
+    memo: &mut MissingMemo,
     reasons: &mut Vec<ReasonEval>,
     missing: &mut Vec<u16>,
 ) -> Status {
@@ -606,7 +641,7 @@ fn decide(
             std::slice::from_ref(w),
             std::slice::from_ref(b),
             current,
-            tmp,
+            memo,
             reasons,
             missing,
         ),
@@ -617,7 +652,7 @@ fn decide(
             &plan.words,
             bits,
             current,
-            tmp,
+            memo,
             reasons,
             missing,
         ),
@@ -633,7 +668,7 @@ fn decide_words(
     words: &[Word],
     bits: &[(u64, u64)],
     current: bool,
-    tmp: &mut Vec<Atom>,
+    memo: &mut MissingMemo,
     reasons: &mut Vec<ReasonEval>,
     missing: &mut Vec<u16>,
 ) -> Status {
@@ -661,7 +696,7 @@ fn decide_words(
         let (decisive, listed, unknown) = roles(m, tu.0, tu.1, status, current, &flags);
         each_bit(unknown, |i| {
             if let Some(r) = plan.rules.get(w * 64 + i) {
-                ex.missing(r.node, tmp, missing);
+                ex.missing(r.node, memo, missing);
             }
         });
         each_bit(decisive, |i| reasons.push(reason(w * 64 + i, true, tu)));
