@@ -14,12 +14,13 @@
 //! duplicate ids, edges to unknown steps, cycles among escalation and sequence edges, steps
 //! unreachable from an entry, and escalation or sequence edges that go down a tier.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, EdgeReference, NodeIndex};
 use petgraph::visit::{Bfs, EdgeFiltered, EdgeRef};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::outcome::{Outcome, OutcomeSet};
@@ -309,7 +310,7 @@ impl LadderBuilder {
     pub fn build(self) -> Result<Ladder, Vec<LadderError>> {
         let mut errors = Vec::new();
         let mut graph: DiGraph<Step, Transition> = DiGraph::new();
-        let mut index = BTreeMap::new();
+        let mut index = FxHashMap::default();
         for step in self.steps {
             if index.contains_key(&step.id) {
                 errors.push(LadderError::DuplicateStep { step: step.id });
@@ -410,7 +411,8 @@ impl LadderBuilder {
 #[derive(Debug, Clone)]
 pub struct Ladder {
     graph: DiGraph<Step, Transition>,
-    index: BTreeMap<StepId, NodeIndex>,
+    /// Step id to node (hashed: looked up for every step a patient record names).
+    index: FxHashMap<StepId, NodeIndex>,
     entries: Vec<NodeIndex>,
 }
 

@@ -217,7 +217,8 @@ pub(crate) struct EdgeC {
 /// Everything evaluation needs, indexed.
 #[derive(Debug, Clone)]
 pub(crate) struct Compiled {
-    pub fact_ix: BTreeMap<String, u16>,
+    /// Fact id to index (hashed: looked up for every fact of every patient).
+    pub fact_ix: rustc_hash::FxHashMap<String, u16>,
     pub med_ix: BTreeMap<String, u16>,
     /// Derived facts' conditions (for lint; evaluation reads the circuit).
     pub derived: Vec<Cond>,
@@ -1461,7 +1462,7 @@ impl<'t> Compiler<'t> {
             applicability,
             rules,
             compiled: Compiled {
-                fact_ix: names.facts,
+                fact_ix: names.facts.into_iter().collect(),
                 med_ix: names.meds,
                 derived: derived_conds,
                 step_rules,
