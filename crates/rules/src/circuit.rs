@@ -148,7 +148,8 @@ pub(crate) struct Builder<'a> {
     g: Graph<'a>,
     c: Circuit,
     ops: FxHashMap<Op, NodeId>,
-    lists: FxHashMap<(ListKind, Vec<NodeId>), NodeId>,
+    /// List nodes by children and kind (the last element).
+    lists: FxHashMap<Vec<NodeId>, NodeId>,
     derived: Vec<Option<NodeId>>,
     excluded: Vec<Option<NodeId>>,
 }
@@ -261,11 +262,15 @@ impl<'a> Builder<'a> {
     }
 
     fn list(&mut self, kind: ListKind, children: Vec<NodeId>) -> NodeId {
-        if let Some(&id) = self.lists.get(&(kind, children.clone())) {
+        // Keyed by the children with the kind appended, so a lookup borrows the key.
+        let mut key = children;
+        key.push(NodeId::MAX - kind as NodeId);
+        if let Some(&id) = self.lists.get(key.as_slice()) {
             return id;
         }
+        let children = key.get(..key.len() - 1).unwrap_or(&[]);
         let start = self.c.args.len();
-        self.c.args.extend_from_slice(&children);
+        self.c.args.extend_from_slice(children);
         let (a, b) = span(start, self.c.args.len());
         let id = self.push(match kind {
             ListKind::All => Op::All(a, b),
@@ -273,7 +278,7 @@ impl<'a> Builder<'a> {
             ListKind::Excluded => Op::Excluded(a, b),
             ListKind::Controlled => Op::Controlled(a, b),
         });
-        self.lists.insert((kind, children), id);
+        self.lists.insert(key, id);
         id
     }
 

@@ -9,6 +9,8 @@ use pathway_core::{EdgeKind, Ladder, LadderError, OutcomeSet, Step, StepId, Tran
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use rustc_hash::FxHashMap;
+
 use crate::circuit::{Builder, Circuit, Graph, NodeId};
 use crate::cond::{Cond, Scope, reserved};
 use crate::error::{Diagnostic, ErrorKind, LoadError};
@@ -218,7 +220,7 @@ pub(crate) struct EdgeC {
 #[derive(Debug, Clone)]
 pub(crate) struct Compiled {
     /// Fact id to index (hashed: looked up for every fact of every patient).
-    pub fact_ix: rustc_hash::FxHashMap<String, u16>,
+    pub fact_ix: FxHashMap<String, u16>,
     pub med_ix: BTreeMap<String, u16>,
     /// Derived facts' conditions (for lint; evaluation reads the circuit).
     pub derived: Vec<Cond>,
@@ -559,15 +561,17 @@ struct Compiler<'t> {
     diags: Vec<Diagnostic>,
     /// Each condition text parsed once (a rule's condition is resolved once per step it
     /// covers, and many rules share a condition).
-    parsed: rustc_hash::FxHashMap<String, Result<expr::Ast, expr::SyntaxError>>,
+    parsed: FxHashMap<String, Result<expr::Ast, expr::SyntaxError>>,
 }
 
 /// The catalogue part of a scope, owned.
+/// Names to indices, for resolving conditions (hashed: every name in every condition is
+/// looked up).
 struct Names {
-    steps: BTreeMap<String, u16>,
-    facts: BTreeMap<String, u16>,
+    steps: FxHashMap<String, u16>,
+    facts: FxHashMap<String, u16>,
     fact_defs: Vec<FactDef>,
-    derived: BTreeMap<String, u16>,
+    derived: FxHashMap<String, u16>,
     meds: BTreeMap<String, u16>,
     edges: BTreeMap<(u16, u16), u16>,
 }
@@ -577,7 +581,7 @@ impl<'t> Compiler<'t> {
         Compiler {
             text,
             diags: Vec::new(),
-            parsed: rustc_hash::FxHashMap::default(),
+            parsed: FxHashMap::default(),
         }
     }
 
@@ -1143,7 +1147,7 @@ impl<'t> Compiler<'t> {
 
     fn compile(mut self, doc: Document) -> Result<RuleSet, Vec<Diagnostic>> {
         let ladder = self.ladder(&doc);
-        let steps: BTreeMap<String, u16> = doc
+        let steps: FxHashMap<String, u16> = doc
             .steps
             .iter()
             .enumerate()
@@ -1151,7 +1155,7 @@ impl<'t> Compiler<'t> {
             .map(|(i, s)| (s.id.get_ref().clone(), u16::try_from(i).unwrap_or(u16::MAX)))
             .collect();
         let fact_defs = self.facts(&doc);
-        let facts: BTreeMap<String, u16> = fact_defs
+        let facts: FxHashMap<String, u16> = fact_defs
             .iter()
             .enumerate()
             .map(|(i, f)| (f.id.clone(), u16::try_from(i).unwrap_or(u16::MAX)))
@@ -1168,7 +1172,7 @@ impl<'t> Compiler<'t> {
                 );
             }
         }
-        let derived_ix: BTreeMap<String, u16> = doc
+        let derived_ix: FxHashMap<String, u16> = doc
             .derived
             .keys()
             .enumerate()
@@ -1462,7 +1466,7 @@ impl<'t> Compiler<'t> {
             applicability,
             rules,
             compiled: Compiled {
-                fact_ix: names.facts.into_iter().collect(),
+                fact_ix: names.facts,
                 med_ix: names.meds,
                 derived: derived_conds,
                 step_rules,
@@ -1550,7 +1554,7 @@ impl GraphIndex {
 
     /// When the graph did not build: only the declared escalation edges, so that names still
     /// resolve and one ladder error does not cascade into every rule that names an edge.
-    fn declared(doc: &Document, steps: &BTreeMap<String, u16>) -> GraphIndex {
+    fn declared(doc: &Document, steps: &FxHashMap<String, u16>) -> GraphIndex {
         let mut g = GraphIndex::default();
         for e in doc.edges.iter().filter(|e| e.kind == EdgeKind::Escalation) {
             for f in &e.from {
