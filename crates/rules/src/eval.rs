@@ -443,7 +443,18 @@ impl RuleSet {
             } else {
                 let plan = c.plans.get(i).map_or(&EMPTY_PLAN, |x| x);
                 plan.values(nodes, bits);
-                decide(&ex, step, plan, bits, current, memo, reasons, missing)
+                let input = StepIn {
+                    ex,
+                    step,
+                    plan,
+                    current,
+                };
+                let mut out = Sink {
+                    memo,
+                    reasons,
+                    missing,
+                };
+                decide(&input, bits, &mut out)
             };
             if let Some(tail) = missing.get_mut(missing_start..) {
                 tail.sort_unstable();
@@ -618,60 +629,51 @@ fn each_bit(mut bits: u64, mut f: impl FnMut(usize)) {
     }
 }
 
+/// What a step's decision reads: the explainer, the step, its plan and whether it is current.
+#[derive(Clone, Copy)]
+struct StepIn<'a> {
+    ex: Explainer<'a>,
+    step: u16,
+    plan: &'a StepPlan,
+    current: bool,
+}
+
+/// Where a step's decision writes: its reasons and missing facts (and the memo of the latter).
+struct Sink<'a> {
+    memo: &'a mut MissingMemo,
+    reasons: &'a mut Vec<ReasonEval>,
+    missing: &'a mut Vec<u16>,
+}
+
 /// The status of one step, with the reasons behind it (decisive first, then context, each in
 /// plan order: by effect, then rule id) and its missing facts.
-#[allow(clippy::too_many_arguments)]
-fn decide(
-    ex: &Explainer<'_>,
-    step: u16,
-    plan: &StepPlan,
-    bits: &[(u64, u64)],
-    current: bool,
-    memo: &mut MissingMemo,
-    reasons: &mut Vec<ReasonEval>,
-    missing: &mut Vec<u16>,
-) -> Status {
+fn decide(input: &StepIn<'_>, bits: &[(u64, u64)], out: &mut Sink<'_>) -> Status {
     // Nearly every step has at most 64 rules: a copy of the code for one word, with its
     // loops unrolled away.
-    match (plan.words.as_slice(), bits) {
-        ([w], [b]) => decide_words(
-            ex,
-            step,
-            plan,
-            std::slice::from_ref(w),
-            std::slice::from_ref(b),
-            current,
-            memo,
-            reasons,
-            missing,
-        ),
-        _ => decide_words(
-            ex,
-            step,
-            plan,
-            &plan.words,
-            bits,
-            current,
-            memo,
-            reasons,
-            missing,
-        ),
+    match (input.plan.words.as_slice(), bits) {
+        ([w], [b]) => decide_words(input, std::slice::from_ref(w), std::slice::from_ref(b), out),
+        _ => decide_words(input, &input.plan.words, bits, out),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn decide_words(
-    ex: &Explainer<'_>,
-    step: u16,
-    plan: &StepPlan,
+    input: &StepIn<'_>,
     words: &[Word],
     bits: &[(u64, u64)],
-    current: bool,
-    memo: &mut MissingMemo,
-    reasons: &mut Vec<ReasonEval>,
-    missing: &mut Vec<u16>,
+    out: &mut Sink<'_>,
 ) -> Status {
+    let StepIn {
+        ex,
+        step,
+        plan,
+        current,
+    } = *input;
+    let Sink {
+        memo,
+        reasons,
+        missing,
+    } = out;
     let flags = Flags::of(words, bits);
     let status = flags.status();
     let reason = |i: usize, decisive: bool, (t, u): (u64, u64)| {
