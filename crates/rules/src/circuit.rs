@@ -10,10 +10,10 @@
 //! Architecture invariant: a node reads only nodes with smaller ids. The compiler guarantees it:
 //! derived facts are acyclic, and exclusions cannot read availability, which exclusions define.
 
-use rustc_hash::FxHashMap;
 use std::cell::Cell;
 
 use pathway_core::OutcomeSet;
+use rustc_hash::FxHashMap;
 
 use crate::cond::{Cond, NumSrc};
 use crate::eval::{Atom, Prepared, Val};
@@ -710,6 +710,37 @@ mod tests {
             Op::Fired { excluded, .. } => excluded.into_iter().collect(),
             _ => Vec::new(),
         }
+    }
+
+    #[test]
+    fn step_state_bits_answer_outcome_and_current_questions() {
+        use pathway_core::Outcome;
+        let partial_now = state::of(Some(Outcome::Partial), true);
+        let failed = state::outcomes(OutcomeSet::FAILED);
+        assert!(state::partial_now(partial_now));
+        assert!(!state::partial_now(state::of(
+            Some(Outcome::Partial),
+            false
+        )));
+        assert!(!state::effective_now(partial_now));
+        assert!(state::effective_now(state::of(
+            Some(Outcome::Effective),
+            true
+        )));
+        // FAILED is ineffective, not tolerated or declined; partial is not a failure.
+        assert_eq!(partial_now & failed, 0);
+        for o in [
+            Outcome::Ineffective,
+            Outcome::NotTolerated,
+            Outcome::Declined,
+        ] {
+            assert_ne!(state::of(Some(o), false) & failed, 0, "{o}");
+        }
+        // No outcome recorded is its own bit, and matches no outcome set.
+        let never = state::of(None, false);
+        assert_eq!(never, state::NO_OUTCOME);
+        assert_eq!(never & state::outcomes(OutcomeSet::UNAVAILABLE), 0);
+        assert_ne!(state::of(None, true) & state::CURRENT, 0);
     }
 
     #[test]
