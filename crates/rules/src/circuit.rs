@@ -286,11 +286,12 @@ impl<'a> Builder<'a> {
         if let Some(Some(id)) = self.excluded.get(usize::from(s)) {
             return *id;
         }
+        // Built once per step (memoised below), so the list can be moved out.
         let conds = self
             .g
             .exclusions
-            .get(usize::from(s))
-            .cloned()
+            .get_mut(usize::from(s))
+            .map(std::mem::take)
             .unwrap_or_default();
         let children = conds.into_iter().map(|c| self.cond(c)).collect();
         let id = self.list(ListKind::Excluded, children);

@@ -164,10 +164,6 @@ struct Explainer<'a> {
 }
 
 impl Explainer<'_> {
-    fn explain(&self, n: NodeId, out: &mut Vec<Atom>) {
-        self.circuit.explain(n, self.values, self.p, out);
-    }
-
     /// Appends to `missing` the unknown facts behind node `n`, found once per node and
     /// evaluation (a condition shared by several steps is explained once).
     fn missing(&self, n: NodeId, memo: &mut MissingMemo, missing: &mut Vec<u16>) {
@@ -178,7 +174,7 @@ impl Explainer<'_> {
             return;
         }
         memo.tmp.clear();
-        self.explain(n, &mut memo.tmp);
+        self.circuit.explain(n, self.values, self.p, &mut memo.tmp);
         let start = memo.facts.len();
         for a in &memo.tmp {
             if let Atom::Fact(f) = a
@@ -679,7 +675,7 @@ fn decide_words(
     let reason = |i: usize, decisive: bool, (t, u): (u64, u64)| {
         let bit = 1u64 << (i % 64);
         ReasonEval {
-            rule: RuleRef::Rule(plan.rules.get(i).map_or(u16::MAX, |r| r.rule)),
+            rule: RuleRef::Rule(plan.rules.get(i).copied().unwrap_or(u16::MAX)),
             decisive,
             condition: if t & bit != 0 {
                 Tri::True
@@ -697,8 +693,8 @@ fn decide_words(
     for (w, (m, &tu)) in words.iter().zip(bits).enumerate() {
         let (decisive, listed, unknown) = roles(m, tu.0, tu.1, status, current, &flags);
         each_bit(unknown, |i| {
-            if let Some(r) = plan.rules.get(w * 64 + i) {
-                ex.missing(r.node, memo, missing);
+            if let Some(&node) = plan.nodes.get(w * 64 + i) {
+                ex.missing(node, memo, missing);
             }
         });
         each_bit(decisive, |i| reasons.push(reason(w * 64 + i, true, tu)));
@@ -890,8 +886,8 @@ impl Evaluation {
             RuleRef::Rule(_) => c
                 .plans
                 .get(usize::from(r.step))
-                .and_then(|plan| plan.rules.get(usize::from(r.at)))
-                .map(|r| r.node),
+                .and_then(|plan| plan.nodes.get(usize::from(r.at)))
+                .copied(),
         };
         let Some(node) = node else { return Vec::new() };
         let mut atoms = Vec::new();
@@ -929,13 +925,13 @@ impl Evaluation {
                     },
                 }
             }
-            Atom::Med(m) => if at(&self.prepared.meds, m, false) {
+            Atom::Med(m) => if self.prepared.medication(m) {
                 "current"
             } else {
                 "none"
             }
             .to_owned(),
-            Atom::Hyper(s) => if at(&self.prepared.hyper, s, false) {
+            Atom::Hyper(s) => if self.prepared.hypersensitive(s) {
                 "recorded"
             } else {
                 "none"

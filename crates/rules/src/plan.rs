@@ -39,9 +39,9 @@ pub(crate) struct Word {
 /// A step's rules in listing order.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct StepPlan {
-    /// The rules in listing order.
-    pub rules: Vec<PlanRule>,
-    /// Their condition nodes, contiguous for [`StepPlan::values`].
+    /// The rules (indices in the rule set's rules) in listing order.
+    pub rules: Vec<u16>,
+    /// Their condition nodes, in the same order.
     pub nodes: Vec<NodeId>,
     /// Their effects and policies, 64 rules to a word.
     pub words: Vec<Word>,
@@ -87,10 +87,9 @@ impl StepPlan {
                 w.silent_if_unknown |= bit;
             }
         }
-        let nodes = rules.iter().map(|r| r.node).collect();
         StepPlan {
-            rules,
-            nodes,
+            nodes: rules.iter().map(|r| r.node).collect(),
+            rules: rules.iter().map(|r| r.rule).collect(),
             words,
         }
     }
@@ -135,8 +134,8 @@ mod tests {
             rule(9, Effect::Exclude, IfUnknown::Caution),
             rule(1, Effect::Offer, IfUnknown::NoEffect),
         ]);
-        let ids: Vec<u16> = plan.rules.iter().map(|r| r.rule).collect();
-        assert_eq!(ids, [9, 3, 1, 7]);
+        assert_eq!(plan.rules, [9, 3, 1, 7]);
+        assert_eq!(plan.nodes, [9, 3, 1, 7]);
         let w = plan.words[0];
         assert_eq!((w.exclude, w.caution, w.offer), (0b0001, 0b0010, 0b1100));
         assert_eq!(
