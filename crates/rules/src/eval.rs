@@ -111,17 +111,30 @@ struct ReasonEval {
     at: u16,
 }
 
+/// One word of a step's listed reasons: which of its (up to) 64 rules decided the status,
+/// which are listed as context, and which came out true or unknown.
+#[derive(Debug, Clone, Copy, Default)]
+struct Listed {
+    decisive: u64,
+    context: u64,
+    t: u64,
+    u: u64,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct StepEval {
     status: Status,
     current: bool,
-    reasons: (u32, u32),
-    missing: (u32, u32),
+    /// A reason that is no rule of the step's plan (applicability, no indication), listed
+    /// after the decisive rules and before the context.
+    fixed: Option<(RuleRef, Tri)>,
+    /// Its words in `Evaluation::listed`.
+    words: (u32, u32),
 }
 
 /// The result of [`RuleSet::evaluate_into`]: every step's status with its reasons, the facts
-/// they read and the missing facts, held as indices into the rule set. Reuse one across
-/// patients: once its buffers have grown, evaluation allocates nothing.
+/// they read and the missing facts, held as bitsets over the rule set's rules and facts. Reuse
+/// one across patients: once its buffers have grown, evaluation allocates nothing.
 ///
 /// ```
 /// use pathway_core::{Date, Profile, Status};
@@ -143,8 +156,10 @@ pub struct Evaluation {
     applicable: bool,
     date: Option<Date>,
     steps: Vec<StepEval>,
-    reasons: Vec<ReasonEval>,
-    missing: Vec<u16>,
+    listed: Vec<Listed>,
+    /// Per step, `fact_words` words: the bitset of its missing facts.
+    missing: Vec<u64>,
+    fact_words: usize,
     /// The profile evaluated and the value of every circuit node, kept so that the facts
     /// behind a reason can be found on demand.
     prepared: Prepared,
@@ -164,50 +179,51 @@ struct Explainer<'a> {
 }
 
 impl Explainer<'_> {
-    /// Appends to `missing` the unknown facts behind node `n`, found once per node and
-    /// evaluation (a condition shared by several steps is explained once).
-    fn missing(&self, n: NodeId, memo: &mut MissingMemo, missing: &mut Vec<u16>) {
-        if let Some(&(start, end)) = memo.of.get(n as usize)
-            && start != u32::MAX
-        {
-            missing.extend_from_slice(memo.facts.get(start as usize..end as usize).unwrap_or(&[]));
-            return;
-        }
-        memo.tmp.clear();
-        self.circuit.explain(n, self.values, self.p, &mut memo.tmp);
-        let start = memo.facts.len();
-        for a in &memo.tmp {
-            if let Atom::Fact(f) = a
-                && self.p.vals.get(usize::from(*f)) == Some(&Val::Unknown)
-            {
-                memo.facts.push(*f);
+    /// Adds to the bitset `missing` the unknown facts behind node `n`, found once per node
+    /// and evaluation (a condition shared by several steps is explained once).
+    fn missing(&self, n: NodeId, memo: &mut MissingMemo, missing: &mut [u64]) {
+        let start = match memo.of.get(n as usize) {
+            Some(&start) if start != u32::MAX => start as usize,
+            _ => {
+                memo.tmp.clear();
+                self.circuit.explain(n, self.values, self.p, &mut memo.tmp);
+                let start = memo.facts.len();
+                memo.facts.resize(start + missing.len(), 0);
+                let set = memo.facts.get_mut(start..).unwrap_or(&mut []);
+                for a in &memo.tmp {
+                    if let Atom::Fact(f) = *a
+                        && self.p.val(f) == Val::Unknown
+                        && let Some(w) = set.get_mut(usize::from(f / 64))
+                    {
+                        *w |= 1 << (f % 64);
+                    }
+                }
+                if let Some(slot) = memo.of.get_mut(n as usize) {
+                    *slot = u32::try_from(start).unwrap_or(u32::MAX);
+                }
+                start
             }
-        }
-        let found = memo.facts.get(start..).unwrap_or(&[]);
-        missing.extend_from_slice(found);
-        if let Some(slot) = memo.of.get_mut(n as usize) {
-            let end = memo.facts.len();
-            *slot = (
-                u32::try_from(start).unwrap_or(u32::MAX),
-                u32::try_from(end).unwrap_or(u32::MAX),
-            );
+        };
+        let set = memo.facts.get(start..).unwrap_or(&[]);
+        for (m, s) in missing.iter_mut().zip(set) {
+            *m |= s;
         }
     }
 }
 
-/// The unknown facts behind each node explained so far in one evaluation.
+/// The unknown facts behind each node explained so far in one evaluation, as bitsets.
 #[derive(Debug, Clone, Default)]
 struct MissingMemo {
-    /// Per node, its range in `facts`; `u32::MAX` when not explained yet.
-    of: Vec<(u32, u32)>,
-    facts: Vec<u16>,
+    /// Per node, where its bitset starts in `facts`; `u32::MAX` when not explained yet.
+    of: Vec<u32>,
+    facts: Vec<u64>,
     tmp: Vec<Atom>,
 }
 
 impl MissingMemo {
     fn reset(&mut self, nodes: usize) {
         self.of.clear();
-        self.of.resize(nodes, (u32::MAX, 0));
+        self.of.resize(nodes, u32::MAX);
         self.facts.clear();
     }
 }
@@ -390,17 +406,22 @@ impl RuleSet {
             applicable,
             date,
             steps,
-            reasons,
+            listed,
             missing,
+            fact_words,
             prepared,
             nodes,
             bits,
             memo,
         } = out;
+        let n = self.ladder.len();
+        let fw = self.facts.len().div_ceil(64).max(1);
         memo.reset(c.circuit.len());
         steps.clear();
-        reasons.clear();
+        listed.clear();
         missing.clear();
+        missing.resize(n * fw, 0);
+        *fact_words = fw;
         prepared.assign(p);
         *date = p.date;
         // Applicability first: the rules are evaluated only when the pathway applies.
@@ -419,53 +440,33 @@ impl RuleSet {
             values: nodes,
             p,
         };
-        for i in 0..self.ladder.len() {
-            let reasons_start = reasons.len();
-            let missing_start = missing.len();
+        for (i, set) in (0..n).zip(missing.chunks_exact_mut(fw)) {
+            let words_start = listed.len();
             let step = u16::try_from(i).unwrap_or(u16::MAX);
             let current = p.current(step);
-            let status = if app != Tri::True {
+            let (status, fixed) = if app != Tri::True {
                 if app == Tri::Unknown {
-                    ex.missing(c.applicability, memo, missing);
+                    ex.missing(c.applicability, memo, set);
                 }
-                reasons.push(ReasonEval {
-                    rule: RuleRef::Applicability,
-                    decisive: true,
-                    condition: app,
-                    step,
-                    at: 0,
-                });
-                Status::NotYet
+                (Status::NotYet, Some((RuleRef::Applicability, app)))
             } else {
                 let plan = c.plans.get(i).map_or(&EMPTY_PLAN, |x| x);
                 plan.values(nodes, bits);
-                let input = StepIn {
-                    ex,
-                    step,
-                    plan,
-                    current,
-                };
+                let input = StepIn { ex, plan, current };
                 let mut out = Sink {
                     memo,
-                    reasons,
-                    missing,
+                    listed,
+                    missing: set,
                 };
                 decide(&input, bits, &mut out)
             };
-            if let Some(tail) = missing.get_mut(missing_start..) {
-                tail.sort_unstable();
-            }
-            dedup_from(missing, missing_start);
             steps.push(StepEval {
                 status,
                 current,
-                reasons: (
-                    u32::try_from(reasons_start).unwrap_or(u32::MAX),
-                    u32::try_from(reasons.len()).unwrap_or(u32::MAX),
-                ),
-                missing: (
-                    u32::try_from(missing_start).unwrap_or(u32::MAX),
-                    u32::try_from(missing.len()).unwrap_or(u32::MAX),
+                fixed,
+                words: (
+                    u32::try_from(words_start).unwrap_or(u32::MAX),
+                    u32::try_from(listed.len()).unwrap_or(u32::MAX),
                 ),
             });
         }
@@ -504,20 +505,6 @@ impl RuleSet {
         self.evaluate_into(&prepared, &mut eval);
         Ok(eval.to_recommendation(self, profile))
     }
-}
-
-fn dedup_from(v: &mut Vec<u16>, start: usize) {
-    let mut w = start;
-    for r in start..v.len() {
-        let x = at(v, r, 0);
-        if w == start || at(v, w - 1, u16::MAX) != x {
-            if let Some(slot) = v.get_mut(w) {
-                *slot = x;
-            }
-            w += 1;
-        }
-    }
-    v.truncate(w);
 }
 
 static EMPTY_PLAN: StepPlan = StepPlan {
@@ -625,25 +612,30 @@ fn each_bit(mut bits: u64, mut f: impl FnMut(usize)) {
     }
 }
 
-/// What a step's decision reads: the explainer, the step, its plan and whether it is current.
+/// What a step's decision reads: the explainer, the step's plan and whether it is current.
 #[derive(Clone, Copy)]
 struct StepIn<'a> {
     ex: Explainer<'a>,
-    step: u16,
     plan: &'a StepPlan,
     current: bool,
 }
 
-/// Where a step's decision writes: its reasons and missing facts (and the memo of the latter).
+/// Where a step's decision writes: its listed reasons and missing facts (and the memo of the
+/// latter).
 struct Sink<'a> {
     memo: &'a mut MissingMemo,
-    reasons: &'a mut Vec<ReasonEval>,
-    missing: &'a mut Vec<u16>,
+    listed: &'a mut Vec<Listed>,
+    missing: &'a mut [u64],
 }
 
 /// The status of one step, with the reasons behind it (decisive first, then context, each in
-/// plan order: by effect, then rule id) and its missing facts.
-fn decide(input: &StepIn<'_>, bits: &[(u64, u64)], out: &mut Sink<'_>) -> Status {
+/// plan order: by effect, then rule id) and its missing facts; the reason that is no rule, if
+/// any.
+fn decide(
+    input: &StepIn<'_>,
+    bits: &[(u64, u64)],
+    out: &mut Sink<'_>,
+) -> (Status, Option<(RuleRef, Tri)>) {
     // Nearly every step has at most 64 rules: a copy of the code for one word, with its
     // loops unrolled away.
     match (input.plan.words.as_slice(), bits) {
@@ -658,66 +650,29 @@ fn decide_words(
     words: &[Word],
     bits: &[(u64, u64)],
     out: &mut Sink<'_>,
-) -> Status {
-    let StepIn {
-        ex,
-        step,
-        plan,
-        current,
-    } = *input;
-    let Sink {
-        memo,
-        reasons,
-        missing,
-    } = out;
+) -> (Status, Option<(RuleRef, Tri)>) {
+    let StepIn { ex, plan, current } = *input;
     let flags = Flags::of(words, bits);
     let status = flags.status();
-    let reason = |i: usize, decisive: bool, (t, u): (u64, u64)| {
-        let bit = 1u64 << (i % 64);
-        ReasonEval {
-            rule: RuleRef::Rule(plan.rules.get(i).copied().unwrap_or(u16::MAX)),
-            decisive,
-            condition: if t & bit != 0 {
-                Tri::True
-            } else if u & bit != 0 {
-                Tri::Unknown
-            } else {
-                Tri::False
-            },
-            step,
-            at: u16::try_from(i).unwrap_or(u16::MAX),
-        }
-    };
-    let start = reasons.len();
-    let mut context = false;
-    for (w, (m, &tu)) in words.iter().zip(bits).enumerate() {
-        let (decisive, listed, unknown) = roles(m, tu.0, tu.1, status, current, &flags);
+    let mut any_decisive = 0;
+    for (w, (m, &(t, u))) in words.iter().zip(bits).enumerate() {
+        let (decisive, listed, unknown) = roles(m, t, u, status, current, &flags);
         each_bit(unknown, |i| {
             if let Some(&node) = plan.nodes.get(w * 64 + i) {
-                ex.missing(node, memo, missing);
+                ex.missing(node, out.memo, out.missing);
             }
         });
-        each_bit(decisive, |i| reasons.push(reason(w * 64 + i, true, tu)));
-        context |= listed & !decisive != 0;
-    }
-    if status == Status::NotYet && reasons.len() == start {
-        reasons.push(ReasonEval {
-            rule: RuleRef::NoIndication,
-            decisive: true,
-            condition: Tri::False,
-            step,
-            at: u16::MAX,
+        any_decisive |= decisive;
+        out.listed.push(Listed {
+            decisive,
+            context: listed & !decisive,
+            t,
+            u,
         });
     }
-    if context {
-        for (w, (m, &tu)) in words.iter().zip(bits).enumerate() {
-            let (decisive, listed, _) = roles(m, tu.0, tu.1, status, current, &flags);
-            each_bit(listed & !decisive, |i| {
-                reasons.push(reason(w * 64 + i, false, tu));
-            });
-        }
-    }
-    status
+    let fixed = (status == Status::NotYet && any_decisive == 0)
+        .then_some((RuleRef::NoIndication, Tri::False));
+    (status, fixed)
 }
 
 /// One step of an [`Evaluation`], borrowing its texts from the rule set.
@@ -731,8 +686,10 @@ pub struct StepView<'a> {
     pub current: bool,
     eval: &'a Evaluation,
     rs: &'a RuleSet,
-    reasons: (u32, u32),
-    missing: (u32, u32),
+    /// Its place on the ladder.
+    index: u16,
+    fixed: Option<(RuleRef, Tri)>,
+    words: (u32, u32),
 }
 
 /// One reason of a [`StepView`].
@@ -830,24 +787,81 @@ fn atom_name(rs: &RuleSet, a: Atom) -> String {
 impl<'a> StepView<'a> {
     /// The reasons: decisive first, then context and notes.
     pub fn reasons(&self) -> impl Iterator<Item = ReasonView<'a>> + 'a {
-        let (rs, eval) = (self.rs, self.eval);
-        eval.reasons
-            .get(self.reasons.0 as usize..self.reasons.1 as usize)
-            .unwrap_or(&[])
-            .iter()
-            .map(move |r| ReasonView { rs, eval, r: *r })
+        let (rs, eval, step) = (self.rs, self.eval, self.index);
+        let words = eval
+            .listed
+            .get(self.words.0 as usize..self.words.1 as usize)
+            .unwrap_or(&[]);
+        let of_rules = move |decisive: bool| {
+            words.iter().enumerate().flat_map(move |(w, l)| {
+                let set = if decisive { l.decisive } else { l.context };
+                bits(set).map(move |i| {
+                    let bit = 1u64 << i;
+                    let at = w * 64 + i;
+                    ReasonEval {
+                        rule: RuleRef::Rule(plan_rule(rs, step, at)),
+                        decisive,
+                        condition: if l.t & bit != 0 {
+                            Tri::True
+                        } else if l.u & bit != 0 {
+                            Tri::Unknown
+                        } else {
+                            Tri::False
+                        },
+                        step,
+                        at: u16::try_from(at).unwrap_or(u16::MAX),
+                    }
+                })
+            })
+        };
+        let fixed = self.fixed.map(|(rule, condition)| ReasonEval {
+            rule,
+            decisive: true,
+            condition,
+            step,
+            at: u16::MAX,
+        });
+        of_rules(true)
+            .chain(fixed)
+            .chain(of_rules(false))
+            .map(move |r| ReasonView { rs, eval, r })
     }
 
-    /// The ids of the facts that are missing and could change the status.
+    /// The ids of the facts that are missing and could change the status, in catalogue order.
     pub fn missing(&self) -> impl Iterator<Item = &'a str> + 'a {
         let rs = self.rs;
+        let fw = self.eval.fact_words;
+        let start = usize::from(self.index) * fw;
         self.eval
             .missing
-            .get(self.missing.0 as usize..self.missing.1 as usize)
+            .get(start..start + fw)
             .unwrap_or(&[])
             .iter()
-            .filter_map(move |f| rs.facts.get(usize::from(*f)).map(|d| d.id.as_str()))
+            .enumerate()
+            .flat_map(|(w, &set)| bits(set).map(move |i| w * 64 + i))
+            .filter_map(move |f| rs.facts.get(f).map(|d| d.id.as_str()))
     }
+}
+
+/// The rule at place `at` of step `step`'s plan.
+fn plan_rule(rs: &RuleSet, step: u16, at: usize) -> u16 {
+    rs.compiled
+        .plans
+        .get(usize::from(step))
+        .and_then(|p| p.rules.get(at))
+        .copied()
+        .unwrap_or(u16::MAX)
+}
+
+/// The index of every set bit, lowest first.
+fn bits(mut set: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (set != 0).then(|| {
+            let i = set.trailing_zeros() as usize;
+            set &= set - 1;
+            i
+        })
+    })
 }
 
 impl Evaluation {
@@ -866,14 +880,16 @@ impl Evaluation {
         rs.ladder
             .steps()
             .zip(&self.steps)
-            .map(move |(step, s)| StepView {
+            .enumerate()
+            .map(move |(i, (step, s))| StepView {
                 step,
                 status: s.status,
                 current: s.current,
                 eval: self,
                 rs,
-                reasons: s.reasons,
-                missing: s.missing,
+                index: u16::try_from(i).unwrap_or(u16::MAX),
+                fixed: s.fixed,
+                words: s.words,
             })
     }
 
@@ -1002,5 +1018,63 @@ impl Evaluation {
             missing: all_missing.into_iter().collect(),
             warnings: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pathway_core::Date;
+
+    #[test]
+    fn bits_are_listed_lowest_first() {
+        assert_eq!(bits(0).count(), 0);
+        assert_eq!(bits(0b1010_0001).collect::<Vec<_>>(), [0, 5, 7]);
+        assert_eq!(bits(1 << 63).collect::<Vec<_>>(), [63]);
+    }
+
+    /// Missing facts are a bitset of one or more words per step: a fact past the 64th is
+    /// found, listed once and in catalogue order.
+    #[test]
+    fn missing_facts_past_the_first_word_are_listed_in_catalogue_order() {
+        let mut text = crate::MS_SPASTICITY_TOML.to_owned();
+        for i in 0..70 {
+            text.push_str(&format!(
+                "\n[facts.extra-{i:02}]\ntype = \"bool\"\ntext = \"Extra fact {i}\"\n"
+            ));
+        }
+        text.push_str(
+            "\n[[rule]]\nid = \"X1\"\nsteps = [\"massage\"]\neffect = \"caution\"\n\
+             when = \"extra-69 or extra-68 or extra-00\"\ntext = \"Extra.\"\nsource = [\"CK\"]\n\
+             \n[[rule]]\nid = \"X2\"\nsteps = [\"massage\"]\neffect = \"caution\"\n\
+             when = \"extra-69 and true\"\ntext = \"Extra.\"\nsource = [\"CK\"]\n",
+        );
+        let rs = RuleSet::from_toml("extra.toml", &text).unwrap();
+        assert!(rs.facts.len() > 64 + 38);
+        let p = Profile::new(Date::constant(2026, 11, 22), 50)
+            .with_fact("multiple-sclerosis", true)
+            .with_fact("spasticity", true);
+        let (prepared, mut eval) = (rs.prepare(&p).unwrap(), Evaluation::default());
+        rs.evaluate_into(&prepared, &mut eval);
+        let massage = eval
+            .steps(&rs)
+            .find(|s| s.step.id.as_str() == "massage")
+            .unwrap();
+        let missing: Vec<&str> = massage.missing().collect();
+        let extra: Vec<&str> = missing
+            .iter()
+            .copied()
+            .filter(|m| m.starts_with("extra-"))
+            .collect();
+        assert_eq!(extra, ["extra-00", "extra-68", "extra-69"]);
+        let ix = |id: &str| rs.facts.iter().position(|f| f.id == id).unwrap();
+        assert!(ix("extra-69") >= 64);
+        assert!(
+            missing.windows(2).all(|w| ix(w[0]) < ix(w[1])),
+            "{missing:?}"
+        );
+        let rec = eval.to_recommendation(&rs, &p);
+        assert_eq!(rec, rs.evaluate(&p).unwrap());
+        assert!(rec.missing.contains(&"extra-69".to_owned()));
     }
 }
