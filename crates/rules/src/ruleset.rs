@@ -523,24 +523,22 @@ pub(crate) fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 /// A key that sorts like [`natural_cmp`]: runs of digits left-padded to 20 places.
 fn natural_key(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 20);
-    let mut digits = String::new();
-    let flush = |digits: &mut String, out: &mut String| {
-        if !digits.is_empty() {
-            let trimmed = digits.trim_start_matches('0');
-            out.push_str(&"0".repeat(20usize.saturating_sub(trimmed.len())));
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (run, tail) = rest.split_at(digits);
+        if !run.is_empty() {
+            let trimmed = run.trim_start_matches('0');
+            out.extend(std::iter::repeat_n('0', 20usize.saturating_sub(trimmed.len())));
             out.push_str(trimmed);
-            digits.clear();
         }
-    };
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-        } else {
-            flush(&mut digits, &mut out);
-            out.push(c);
-        }
+        let other = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
+        let (text, tail) = tail.split_at(other);
+        out.push_str(text);
+        rest = tail;
     }
-    flush(&mut digits, &mut out);
     out
 }
 
@@ -1659,6 +1657,12 @@ mod tests {
         assert_eq!(natural_cmp("R08", "R8"), std::cmp::Ordering::Less);
         let mut keyed = ["R20.b", "R8.x", "R15.c", "R2.a", "R20.a", "R100", "Rx"];
         keyed.sort_by_key(|s| natural_key(s));
+        let pad = |n: &str| format!("{n:0>20}");
+        assert_eq!(
+            natural_key("007ab12.c0"),
+            format!("{}ab{}.c{}", pad("7"), pad("12"), pad(""))
+        );
+        assert_eq!(natural_key(""), "");
         assert_eq!(
             keyed,
             ["R2.a", "R8.x", "R15.c", "R20.a", "R20.b", "R100", "Rx"]
