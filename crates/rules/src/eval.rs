@@ -424,17 +424,15 @@ impl RuleSet {
         *fact_words = fw;
         prepared.assign(p);
         *date = p.date;
-        // Applicability first: the rules are evaluated only when the pathway applies.
+        // The whole circuit in one pass (the step rules' values go unused when the pathway
+        // does not apply: rarer, and cheaper than a second pass for every patient).
         nodes.clear();
-        c.circuit.run(p, c.app_end, nodes);
+        c.circuit.run(p, c.circuit.len(), nodes);
         let app = nodes
             .get(c.applicability as usize)
             .copied()
             .unwrap_or(Tri::Unknown);
         *applicable = app == Tri::True;
-        if app == Tri::True {
-            c.circuit.run(p, c.circuit.len(), nodes);
-        }
         let ex = Explainer {
             circuit: &c.circuit,
             values: nodes,

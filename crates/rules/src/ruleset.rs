@@ -227,10 +227,9 @@ pub(crate) struct Compiled {
     /// Per step (ladder order): (rule index, condition compiled for that step), for lint.
     pub step_rules: Vec<Vec<(u16, Cond)>>,
     /// Every condition as one circuit. Its first `absent_end` nodes are the facts' absent
-    /// policies (they read only settled facts); up to `app_end`, applicability.
+    /// policies (they read only settled facts), so preparing a profile can run them alone.
     pub circuit: Circuit,
     pub absent_end: usize,
-    pub app_end: usize,
     /// Per fact, the node of its `absent-unknown-when` condition.
     pub absent_when: Vec<Option<NodeId>>,
     pub applicability: NodeId,
@@ -1384,7 +1383,6 @@ impl<'t> Compiler<'t> {
             .collect();
         let absent_end = b.len();
         let app_node = b.cond(&app_cond);
-        let app_end = b.len();
         let plan_rules: Vec<Vec<PlanRule>> = step_rules
             .iter()
             .map(|list| {
@@ -1423,11 +1421,7 @@ impl<'t> Compiler<'t> {
             .into_iter()
             .map(|n| n.map(|n| remap.node(n)))
             .collect();
-        let (absent_end, app_end, app_node) = (
-            remap.end(absent_end),
-            remap.end(app_end),
-            remap.node(app_node),
-        );
+        let (absent_end, app_node) = (remap.end(absent_end), remap.node(app_node));
         Ok(RuleSet {
             stamp: Stamp {
                 id: doc.ruleset.id.clone(),
@@ -1470,7 +1464,6 @@ impl<'t> Compiler<'t> {
                 step_rules,
                 circuit,
                 absent_end,
-                app_end,
                 absent_when: absent_nodes,
                 applicability: app_node,
                 plans,
