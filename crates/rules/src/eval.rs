@@ -200,6 +200,7 @@ impl Explainer<'_> {
                 }
                 if let Some(slot) = memo.of.get_mut(n as usize) {
                     *slot = u32::try_from(start).unwrap_or(u32::MAX);
+                    memo.explained.push(n);
                 }
                 start
             }
@@ -216,14 +217,26 @@ impl Explainer<'_> {
 struct MissingMemo {
     /// Per node, where its bitset starts in `facts`; `u32::MAX` when not explained yet.
     of: Vec<u32>,
+    /// The nodes explained.
+    explained: Vec<NodeId>,
     facts: Vec<u64>,
     tmp: Vec<Atom>,
 }
 
 impl MissingMemo {
+    /// Forgets every node explained, touching only those (the rest are unset already).
     fn reset(&mut self, nodes: usize) {
-        self.of.clear();
-        self.of.resize(nodes, u32::MAX);
+        if self.of.len() == nodes {
+            for &n in &self.explained {
+                if let Some(slot) = self.of.get_mut(n as usize) {
+                    *slot = u32::MAX;
+                }
+            }
+        } else {
+            self.of.clear();
+            self.of.resize(nodes, u32::MAX);
+        }
+        self.explained.clear();
         self.facts.clear();
     }
 }
@@ -449,7 +462,6 @@ impl RuleSet {
                 (Status::NotYet, Some((RuleRef::Applicability, app)))
             } else {
                 let plan = c.plans.get(i).map_or(&EMPTY_PLAN, |x| x);
-                plan.values(nodes, bits);
                 let input = StepIn { ex, plan, current };
                 let mut out = Sink {
                     memo,
@@ -631,15 +643,19 @@ struct Sink<'a> {
 /// any.
 fn decide(
     input: &StepIn<'_>,
-    bits: &[(u64, u64)],
+    bits: &mut Vec<(u64, u64)>,
     out: &mut Sink<'_>,
 ) -> (Status, Option<(RuleRef, Tri)>) {
+    let plan = input.plan;
+    let values = input.ex.values;
     // Nearly every step has at most 64 rules: a copy of the code for one word, with its
-    // loops unrolled away.
-    match (input.plan.words.as_slice(), bits) {
-        ([w], [b]) => decide_words(input, std::slice::from_ref(w), std::slice::from_ref(b), out),
-        _ => decide_words(input, &input.plan.words, bits, out),
+    // loops unrolled away and its bits in registers.
+    if let [w] = plan.words.as_slice() {
+        let b = plan.one_word(values);
+        return decide_words(input, std::slice::from_ref(w), std::slice::from_ref(&b), out);
     }
+    plan.values(values, bits);
+    decide_words(input, &plan.words, bits, out)
 }
 
 #[inline(always)]

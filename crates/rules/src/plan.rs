@@ -99,18 +99,28 @@ impl StepPlan {
     #[inline]
     pub fn values(&self, values: &[Tri], out: &mut Vec<(u64, u64)>) {
         out.clear();
-        for chunk in self.nodes.chunks(64) {
-            let (mut t, mut u) = (0u64, 0u64);
-            // Last rule first, shifting left: rule i ends at bit i, with no variable shifts.
-            for &n in chunk.iter().rev() {
-                // False = 0, Unknown = 1, True = 2.
-                let v = values.get(n as usize).map_or(1, |&v| v as u64);
-                t = (t << 1) | (v >> 1);
-                u = (u << 1) | (v & 1);
-            }
-            out.push((t, u));
-        }
+        out.extend(self.nodes.chunks(64).map(|chunk| word_values(chunk, values)));
     }
+
+    /// The true and unknown bitsets of a plan of one word (at most 64 rules).
+    #[inline]
+    pub fn one_word(&self, values: &[Tri]) -> (u64, u64) {
+        word_values(self.nodes.get(..64).unwrap_or(&self.nodes), values)
+    }
+}
+
+/// The true and unknown bitsets of up to 64 rules with condition nodes `chunk`.
+#[inline(always)]
+fn word_values(chunk: &[NodeId], values: &[Tri]) -> (u64, u64) {
+    let (mut t, mut u) = (0u64, 0u64);
+    // Last rule first, shifting left: rule i ends at bit i, with no variable shifts.
+    for &n in chunk.iter().rev() {
+        // False = 0, Unknown = 1, True = 2.
+        let v = values.get(n as usize).map_or(1, |&v| v as u64);
+        t = (t << 1) | (v >> 1);
+        u = (u << 1) | (v & 1);
+    }
+    (t, u)
 }
 
 #[cfg(test)]
