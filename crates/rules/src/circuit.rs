@@ -511,6 +511,18 @@ impl Circuit {
             return;
         }
         values.resize(end, Tri::Unknown);
+        self.run_over(p, start, end, values);
+    }
+
+    /// Evaluates every node for `p` into `values`, overwriting what it held (without
+    /// clearing it first: every slot is written).
+    pub fn run_all(&self, p: &Prepared, values: &mut Vec<Tri>) {
+        let end = self.nodes.len();
+        values.resize(end, Tri::Unknown);
+        self.run_over(p, 0, end, values);
+    }
+
+    fn run_over(&self, p: &Prepared, start: usize, end: usize, values: &mut [Tri]) {
         let mut next = start;
         if start == 0 {
             for (slot, &(s, mask)) in values.iter_mut().zip(&self.steps) {
@@ -523,7 +535,7 @@ impl Circuit {
             next = (self.steps.len() + self.bools.len()).min(end);
         }
         // Cells let each node read earlier nodes while its own slot is written.
-        let cells = Cell::from_mut(values.as_mut_slice()).as_slice_of_cells();
+        let cells = Cell::from_mut(values).as_slice_of_cells();
         let (Some(nodes), Some(out)) = (self.nodes.get(next..end), cells.get(next..end)) else {
             return;
         };

@@ -439,8 +439,7 @@ impl RuleSet {
         *date = p.date;
         // The whole circuit in one pass (the step rules' values go unused when the pathway
         // does not apply: rarer, and cheaper than a second pass for every patient).
-        nodes.clear();
-        c.circuit.run(p, c.circuit.len(), nodes);
+        c.circuit.run_all(p, nodes);
         let app = nodes
             .get(c.applicability as usize)
             .copied()
