@@ -501,6 +501,14 @@ impl Circuit {
         self.nodes.len()
     }
 
+    /// The fact a node reads when it is a leaf over one catalogue fact.
+    pub fn fact_of_leaf(&self, n: NodeId) -> Option<u16> {
+        match self.nodes.get(n as usize)? {
+            Op::Bool(f) | Op::Known(f) | Op::Code(f, _) | Op::Num(f, _, _) => Some(*f),
+            _ => None,
+        }
+    }
+
     /// Evaluates the nodes from `values.len()` up to `end` for `p`, appending their values
     /// (`values` holds the values of the nodes before). Starting from empty evaluates the
     /// leaves first, kind by kind, in tight loops.

@@ -182,6 +182,15 @@ impl Explainer<'_> {
     /// Adds to the bitset `missing` the unknown facts behind node `n`, found once per node
     /// and evaluation (a condition shared by several steps is explained once).
     fn missing(&self, n: NodeId, memo: &mut MissingMemo, missing: &mut [u64]) {
+        // A leaf over one fact: the fact itself, if unknown (explaining would find just it).
+        if let Some(f) = self.circuit.fact_of_leaf(n) {
+            if self.p.val(f) == Val::Unknown
+                && let Some(w) = missing.get_mut(usize::from(f / 64))
+            {
+                *w |= 1 << (f % 64);
+            }
+            return;
+        }
         let start = match memo.of.get(n as usize) {
             Some(&start) if start != u32::MAX => start as usize,
             _ => {
