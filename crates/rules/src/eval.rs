@@ -660,7 +660,12 @@ fn decide(
     // loops unrolled away and its bits in registers.
     if let [w] = plan.words.as_slice() {
         let b = plan.one_word(values);
-        return decide_words(input, std::slice::from_ref(w), std::slice::from_ref(&b), out);
+        return decide_words(
+            input,
+            std::slice::from_ref(w),
+            std::slice::from_ref(&b),
+            out,
+        );
     }
     plan.values(values, bits);
     decide_words(input, &plan.words, bits, out)

@@ -99,7 +99,11 @@ impl StepPlan {
     #[inline]
     pub fn values(&self, values: &[Tri], out: &mut Vec<(u64, u64)>) {
         out.clear();
-        out.extend(self.nodes.chunks(64).map(|chunk| word_values(chunk, values)));
+        out.extend(
+            self.nodes
+                .chunks(64)
+                .map(|chunk| word_values(chunk, values)),
+        );
     }
 
     /// The true and unknown bitsets of a plan of one word (at most 64 rules).

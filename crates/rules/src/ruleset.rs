@@ -530,10 +530,15 @@ fn natural_key(s: &str) -> String {
         let (run, tail) = rest.split_at(digits);
         if !run.is_empty() {
             let trimmed = run.trim_start_matches('0');
-            out.extend(std::iter::repeat_n('0', 20usize.saturating_sub(trimmed.len())));
+            out.extend(std::iter::repeat_n(
+                '0',
+                20usize.saturating_sub(trimmed.len()),
+            ));
             out.push_str(trimmed);
         }
-        let other = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
+        let other = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
         let (text, tail) = tail.split_at(other);
         out.push_str(text);
         rest = tail;
