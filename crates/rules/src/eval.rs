@@ -184,10 +184,8 @@ impl Explainer<'_> {
     fn missing(&self, n: NodeId, memo: &mut MissingMemo, missing: &mut [u64]) {
         // A leaf over one fact: the fact itself, if unknown (explaining would find just it).
         if let Some(f) = self.circuit.fact_of_leaf(n) {
-            if self.p.val(f) == Val::Unknown
-                && let Some(w) = missing.get_mut(usize::from(f / 64))
-            {
-                *w |= 1 << (f % 64);
+            if self.p.val(f) == Val::Unknown {
+                set_bit(missing, f);
             }
             return;
         }
@@ -202,9 +200,8 @@ impl Explainer<'_> {
                 for a in &memo.tmp {
                     if let Atom::Fact(f) = *a
                         && self.p.val(f) == Val::Unknown
-                        && let Some(w) = set.get_mut(usize::from(f / 64))
                     {
-                        *w |= 1 << (f % 64);
+                        set_bit(set, f);
                     }
                 }
                 if let Some(slot) = memo.of.get_mut(n as usize) {
@@ -218,6 +215,13 @@ impl Explainer<'_> {
         for (m, s) in missing.iter_mut().zip(set) {
             *m |= s;
         }
+    }
+}
+
+/// Sets bit `f` of a bitset of one or more words.
+fn set_bit(set: &mut [u64], f: u16) {
+    if let Some(w) = set.get_mut(usize::from(f / 64)) {
+        *w |= 1 << (f % 64);
     }
 }
 
@@ -622,14 +626,6 @@ fn roles(
     (decisive & listed, listed, u & could_matter)
 }
 
-/// Calls `f` with the index of every set bit, lowest first.
-fn each_bit(mut bits: u64, mut f: impl FnMut(usize)) {
-    while bits != 0 {
-        f(bits.trailing_zeros() as usize);
-        bits &= bits - 1;
-    }
-}
-
 /// What a step's decision reads: the explainer, the step's plan and whether it is current.
 #[derive(Clone, Copy)]
 struct StepIn<'a> {
@@ -684,11 +680,11 @@ fn decide_words(
     let mut any_decisive = 0;
     for (w, (m, &(t, u))) in words.iter().zip(bits).enumerate() {
         let (decisive, listed, unknown) = roles(m, t, u, status, current, &flags);
-        each_bit(unknown, |i| {
+        for i in ones(unknown) {
             if let Some(&node) = plan.nodes.get(w * 64 + i) {
                 ex.missing(node, out.memo, out.missing);
             }
-        });
+        }
         any_decisive |= decisive;
         out.listed.push(Listed {
             decisive,
@@ -822,7 +818,7 @@ impl<'a> StepView<'a> {
         let of_rules = move |decisive: bool| {
             words.iter().enumerate().flat_map(move |(w, l)| {
                 let set = if decisive { l.decisive } else { l.context };
-                bits(set).map(move |i| {
+                ones(set).map(move |i| {
                     let bit = 1u64 << i;
                     let at = w * 64 + i;
                     ReasonEval {
@@ -865,7 +861,7 @@ impl<'a> StepView<'a> {
             .unwrap_or(&[])
             .iter()
             .enumerate()
-            .flat_map(|(w, &set)| bits(set).map(move |i| w * 64 + i))
+            .flat_map(|(w, &set)| ones(set).map(move |i| w * 64 + i))
             .filter_map(move |f| rs.facts.get(f).map(|d| d.id.as_str()))
     }
 }
@@ -881,7 +877,7 @@ fn plan_rule(rs: &RuleSet, step: u16, at: usize) -> u16 {
 }
 
 /// The index of every set bit, lowest first.
-fn bits(mut set: u64) -> impl Iterator<Item = usize> {
+fn ones(mut set: u64) -> impl Iterator<Item = usize> {
     std::iter::from_fn(move || {
         (set != 0).then(|| {
             let i = set.trailing_zeros() as usize;
@@ -1055,9 +1051,9 @@ mod tests {
 
     #[test]
     fn bits_are_listed_lowest_first() {
-        assert_eq!(bits(0).count(), 0);
-        assert_eq!(bits(0b1010_0001).collect::<Vec<_>>(), [0, 5, 7]);
-        assert_eq!(bits(1 << 63).collect::<Vec<_>>(), [63]);
+        assert_eq!(ones(0).count(), 0);
+        assert_eq!(ones(0b1010_0001).collect::<Vec<_>>(), [0, 5, 7]);
+        assert_eq!(ones(1 << 63).collect::<Vec<_>>(), [63]);
     }
 
     /// Missing facts are a bitset of one or more words per step: a fact past the 64th is
