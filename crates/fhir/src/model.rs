@@ -10,6 +10,7 @@ use std::fmt;
 use serde::de::{self, IgnoredAny, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
+use smallvec::SmallVec;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct Bundle<'a> {
@@ -81,8 +82,10 @@ pub(crate) struct Coding<'a> {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct CodeableConcept<'a> {
+    /// Inline: almost every concept has one coding, and an allocation per concept was a
+    /// large share of reading a Bundle.
     #[serde(default, borrow)]
-    pub coding: Vec<Coding<'a>>,
+    pub coding: SmallVec<[Coding<'a>; 1]>,
 }
 
 impl CodeableConcept<'_> {
@@ -193,8 +196,28 @@ pub(crate) struct AnyResource<'a> {
 pub(crate) struct FastBundle<'a> {
     #[serde(rename = "resourceType", borrow)]
     pub resource_type: Option<Text<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "entries")]
     pub entry: Vec<FastEntry<'a>>,
+}
+
+/// A Bundle's entries into a vector sized for a typical record at the outset: growing it
+/// one doubling at a time cost more than parsing the Bundle's head.
+fn entries<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Vec<FastEntry<'a>>, D::Error> {
+    struct V<'a>(std::marker::PhantomData<FastEntry<'a>>);
+    impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+        type Value = Vec<FastEntry<'a>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an array of entries")
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(64).min(4096));
+            while let Some(e) = seq.next_element()? {
+                out.push(e);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(V(std::marker::PhantomData))
 }
 
 #[derive(Debug, Deserialize)]

@@ -323,12 +323,13 @@ impl<'r> Reader<'r> {
             && let Ok(fast) = serde_json::from_str::<model::FastBundle>(text)
             && fast.resource_type.as_deref() == Some("Bundle")
         {
-            let resources = fast
-                .entry
-                .into_iter()
-                .enumerate()
-                .filter_map(|(index, e)| Some(Res::new(index, e.full_url, e.resource?)))
-                .collect::<Vec<_>>();
+            let mut resources = Vec::with_capacity(fast.entry.len());
+            resources.extend(
+                fast.entry
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(index, e)| Some(Res::new(index, e.full_url, e.resource?))),
+            );
             return self.map(resources, Vec::new(), opts);
         }
         let bundle: model::Bundle<'_> =
@@ -455,8 +456,10 @@ impl<'r> Reader<'r> {
             warnings,
             ignored: 0,
             profile: Profile::new(opts.date, 0),
+            facts: Vec::with_capacity(resources.len()),
+            provenance: Vec::with_capacity(resources.len() + 2),
             patient_refs: Vec::new(),
-            observed: BTreeMap::new(),
+            observed: Vec::with_capacity(resources.len()),
             conditional: Vec::new(),
             records: Vec::new(),
             outcomes: Vec::new(),
@@ -559,9 +562,18 @@ struct Mapper<'m, 'r, 'a> {
     opts: &'m ReadOptions,
     warnings: Vec<Warning>,
     ignored: usize,
+    /// Age, sex, medications, hypersensitivities and steps; facts and provenance are
+    /// gathered below and put in at the end.
     profile: Profile,
+    /// Facts set so far, in the order set. A record sets a few dozen at most, where a
+    /// linear search beats a map, and the profile's map is built once, from sorted input.
+    facts: Vec<(&'m str, FactValue)>,
+    /// Where each fact came from, as `(key, resource)` in the order found; grouped by key
+    /// at the end (a map insert per pair was the single largest cost of mapping).
+    provenance: Vec<(Cow<'m, str>, &'m str)>,
     patient_refs: Vec<String>,
-    observed: BTreeMap<&'m str, Vec<Observed<'m>>>,
+    /// Observations of facts, in record order; grouped by fact at the end.
+    observed: Vec<(&'m str, Observed<'m>)>,
     /// Facts from Conditions that count only when no Observation exists (C15).
     conditional: Vec<(&'m str, &'m str)>,
     records: Vec<StepRec<'m>>,
@@ -578,15 +590,19 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
         });
     }
 
-    fn provenance(&mut self, key: &str, from: &str) {
-        match self.profile.provenance.get_mut(key) {
-            Some(v) if v.iter().any(|x| x == from) => {}
-            Some(v) => v.push(from.to_owned()),
-            None => {
-                self.profile
-                    .provenance
-                    .insert(key.to_owned(), vec![from.to_owned()]);
-            }
+    fn provenance(&mut self, key: impl Into<Cow<'m, str>>, from: &'m str) {
+        self.provenance.push((key.into(), from));
+    }
+
+    /// The value a fact has been given so far.
+    fn fact(&self, fact: &str) -> Option<&FactValue> {
+        self.facts.iter().find(|(f, _)| *f == fact).map(|(_, v)| v)
+    }
+
+    fn set_fact(&mut self, fact: &'m str, value: FactValue) {
+        match self.facts.iter_mut().find(|(f, _)| *f == fact) {
+            Some((_, v)) => *v = value,
+            None => self.facts.push((fact, value)),
         }
     }
 
@@ -611,7 +627,7 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
         ok
     }
 
-    fn patient(&mut self, resources: &[Res<'_>]) -> Result<(), FhirError> {
+    fn patient(&mut self, resources: &'m [Res<'a>]) -> Result<(), FhirError> {
         let patients: Vec<&Res<'_>> = resources.iter().filter(|r| r.kind() == "Patient").collect();
         let p = match patients.as_slice() {
             [] => return Err(FhirError::NoPatient),
@@ -652,15 +668,13 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
             Some("other") => Sex::Other,
             _ => Sex::Unknown,
         };
-        self.provenance("age", &name);
-        self.provenance("sex", &name);
+        self.provenance("age", &p.label);
+        self.provenance("sex", &p.label);
         Ok(())
     }
 
-    fn set_true(&mut self, fact: &str, from: &str) {
-        self.profile
-            .facts
-            .insert(fact.to_owned(), FactValue::Bool(true));
+    fn set_true(&mut self, fact: &'m str, from: &'m str) {
+        self.set_fact(fact, FactValue::Bool(true));
         self.provenance(fact, from);
     }
 
@@ -709,11 +723,9 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
                     }
                     None => {
                         // C16: no onset date, so it may be recent: unknown, never false.
-                        if self.profile.facts.get(&m.fact) != Some(&FactValue::Bool(true)) {
-                            self.profile
-                                .facts
-                                .insert(m.fact.clone(), FactValue::Unknown);
-                            self.provenance(&m.fact, from);
+                        if self.fact(&m.fact) != Some(&FactValue::Bool(true)) {
+                            self.set_fact(&m.fact, FactValue::Unknown);
+                            self.provenance(m.fact.as_str(), from);
                             self.warn(r, format!("no onset date: `{}` is unknown", m.fact));
                         }
                     }
@@ -782,11 +794,14 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
             return;
         };
         match self.value(map, o) {
-            Ok(value) => self.observed.entry(&map.fact).or_default().push(Observed {
-                at,
-                value,
-                from: &r.label,
-            }),
+            Ok(value) => self.observed.push((
+                &map.fact,
+                Observed {
+                    at,
+                    value,
+                    from: &r.label,
+                },
+            )),
             Err(why) => self.warn(r, format!("`{}`: {why}; skipped", map.fact)),
         }
     }
@@ -913,7 +928,7 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
         match class {
             Some(class) if status == "active" => {
                 self.profile.medications.insert(class.clone());
-                self.provenance(&format!("medication:{class}"), &r.name());
+                self.provenance(format!("medication:{class}"), &r.label);
             }
             Some(_) => {}
             None => self.ignored += 1,
@@ -1006,7 +1021,7 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
         });
         match step {
             Some(step) => {
-                self.provenance(&format!("hypersensitivity:{step}"), &r.name());
+                self.provenance(format!("hypersensitivity:{step}"), &r.label);
                 self.profile.hypersensitivities.insert(step);
             }
             None => self.ignored += 1,
@@ -1016,13 +1031,18 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
     fn finish(mut self) -> Reading {
         // Observed facts: the latest effective time wins; disagreeing records at that time make
         // the fact unknown.
-        let observed = std::mem::take(&mut self.observed);
-        for (fact, mut obs) in observed {
-            obs.sort_by_key(|o| o.at);
-            let Some(latest) = obs.last().map(|o| o.at) else {
+        let mut observed = std::mem::take(&mut self.observed);
+        // Stable: records of one fact and time stay in record order.
+        observed.sort_by(|a, b| a.0.cmp(b.0).then(a.1.at.cmp(&b.1.at)));
+        for obs in observed.chunk_by(|a, b| a.0 == b.0) {
+            let Some(&(fact, Observed { at: latest, .. })) = obs.last() else {
                 continue;
             };
-            let top: Vec<&Observed> = obs.iter().filter(|o| o.at == latest).collect();
+            let top: Vec<&Observed> = obs
+                .iter()
+                .map(|(_, o)| o)
+                .filter(|o| o.at == latest)
+                .collect();
             let first = top
                 .first()
                 .map(|o| o.value.clone())
@@ -1043,10 +1063,9 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
                 FactValue::Unknown
             };
             // A Condition may already have set a yes/no fact (night spasms): true wins.
-            if !(self.profile.facts.get(fact) == Some(&FactValue::Bool(true))
-                && value == FactValue::Bool(false))
+            if !(self.fact(fact) == Some(&FactValue::Bool(true)) && value == FactValue::Bool(false))
             {
-                self.profile.facts.insert(fact.to_owned(), value);
+                self.set_fact(fact, value);
             }
             for o in top {
                 self.provenance(fact, o.from);
@@ -1054,7 +1073,7 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
         }
         let conditional = std::mem::take(&mut self.conditional);
         for (fact, from) in conditional {
-            if !self.profile.facts.contains_key(fact) {
+            if self.fact(fact).is_none() {
                 self.set_true(fact, from);
             }
         }
@@ -1089,10 +1108,10 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
             };
             let key = format!("step:{step}");
             for r in records.iter().filter(|r| r.step == step) {
-                self.provenance(&key, r.from);
+                self.provenance(key.clone(), r.from);
             }
             if let Some((_, _, from)) = best {
-                self.provenance(&key, from);
+                self.provenance(key, from);
             }
             self.profile
                 .steps
@@ -1115,6 +1134,12 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
             .or(self.patient_refs.first())
             .cloned()
             .unwrap_or_default();
+        self.profile.facts = self
+            .facts
+            .into_iter()
+            .map(|(f, v)| (f.to_owned(), v))
+            .collect();
+        self.profile.provenance = group_provenance(self.provenance);
         Reading {
             profile: self.profile,
             patient,
@@ -1124,9 +1149,52 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
     }
 }
 
+/// `(key, resource)` pairs to the profile's provenance: per key, each resource once, in the
+/// order first found.
+fn group_provenance(mut pairs: Vec<(Cow<'_, str>, &str)>) -> BTreeMap<String, Vec<String>> {
+    // Stable, so each key's resources keep their order.
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
+    for (key, from) in pairs {
+        match grouped.last_mut() {
+            Some((k, froms)) if **k == *key => {
+                if !froms.iter().any(|f| f == from) {
+                    froms.push(from.to_owned());
+                }
+            }
+            _ => grouped.push((key.into_owned(), vec![from.to_owned()])),
+        }
+    }
+    // Sorted input: the map is built in one pass.
+    grouped.into_iter().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn provenance_is_grouped_by_key_each_resource_once_in_order_found() {
+        let pairs = vec![
+            (Cow::Borrowed("spasms"), "Observation/b"),
+            (Cow::Owned("age".to_owned()), "Patient/p"),
+            (Cow::Borrowed("spasms"), "Observation/a"),
+            (Cow::Borrowed("spasms"), "Observation/b"),
+            (Cow::Borrowed("sex"), "Patient/p"),
+        ];
+        let p = group_provenance(pairs);
+        assert_eq!(
+            p.into_iter().collect::<Vec<_>>(),
+            [
+                ("age".to_owned(), vec!["Patient/p".to_owned()]),
+                ("sex".to_owned(), vec!["Patient/p".to_owned()]),
+                (
+                    "spasms".to_owned(),
+                    vec!["Observation/b".to_owned(), "Observation/a".to_owned()]
+                ),
+            ]
+        );
+    }
 
     #[test]
     fn partial_dates_and_ages() {
