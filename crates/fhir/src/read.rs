@@ -156,7 +156,7 @@ struct Res<'a> {
     index: usize,
     full_url: Option<Text<'a>>,
     /// How the resource is named in provenance and messages (`Observation/abc`).
-    label: String,
+    label: Cow<'a, str>,
     res: Box<model::AnyResource<'a>>,
     /// Not to be read (a modifierExtension in lenient mode).
     skipped: bool,
@@ -165,17 +165,24 @@ struct Res<'a> {
 impl<'a> Res<'a> {
     fn new(index: usize, full_url: Option<Text<'a>>, res: Box<model::AnyResource<'a>>) -> Res<'a> {
         let kind = res.resource_type.as_deref().unwrap_or_default();
-        let label = match (res.id.as_deref(), full_url.as_deref()) {
-            (Some(id), _) => {
+        // A server's fullUrl ends in `Kind/id` (`https://host/fhir/Observation/1`), and a
+        // collection's is often `Kind/id` itself: the label is borrowed from it.
+        let borrowed = match (res.id.as_deref(), &full_url) {
+            (Some(id), Some(Text(Cow::Borrowed(u)))) => kind_id_in(u, kind, id),
+            _ => None,
+        };
+        let label = match (borrowed, res.id.as_deref(), &full_url) {
+            (Some(l), _, _) => Cow::Borrowed(l),
+            (None, Some(id), _) => {
                 // `format!` costs several times this, once per resource.
                 let mut l = String::with_capacity(kind.len() + 1 + id.len());
                 l.push_str(kind);
                 l.push('/');
                 l.push_str(id);
-                l
+                Cow::Owned(l)
             }
-            (None, Some(u)) => u.to_owned(),
-            (None, None) => format!("{kind} in entry {index}"),
+            (None, None, Some(u)) => u.0.clone(),
+            (None, None, None) => Cow::Owned(format!("{kind} in entry {index}")),
         };
         Res {
             index,
@@ -192,7 +199,7 @@ impl<'a> Res<'a> {
     }
 
     fn name(&self) -> String {
-        self.label.clone()
+        self.label.clone().into_owned()
     }
 
     /// The strings a reference to this resource may use: its `fullUrl` and `Kind/id` (with
@@ -200,8 +207,21 @@ impl<'a> Res<'a> {
     fn aliases(&self) -> [Option<&str>; 2] {
         [
             self.full_url.as_deref(),
-            self.res.id.is_some().then_some(self.label.as_str()),
+            self.res.id.is_some().then_some(&*self.label),
         ]
+    }
+}
+
+/// The `Kind/id` at the end of a URL (the whole URL, or after a `/`).
+fn kind_id_in<'u>(url: &'u str, kind: &str, id: &str) -> Option<&'u str> {
+    let base = url
+        .strip_suffix(id)?
+        .strip_suffix('/')?
+        .strip_suffix(kind)?;
+    if base.is_empty() || base.ends_with('/') {
+        url.get(base.len()..)
+    } else {
+        None
     }
 }
 
@@ -220,6 +240,21 @@ pub(crate) fn instant(s: &str) -> Option<Timestamp> {
 
 /// Parses a FHIR date (`YYYY`, `YYYY-MM`, `YYYY-MM-DD`; a dateTime's date part).
 pub(crate) fn date(s: &str) -> Option<Date> {
+    // The common full date, digit by digit (the general way below costs several times it).
+    if let Some(&[y1, y2, y3, y4, b'-', m1, m2, b'-', d1, d2]) = s.as_bytes().get(..10)
+        && [y1, y2, y3, y4, m1, m2, d1, d2]
+            .iter()
+            .all(u8::is_ascii_digit)
+    {
+        let n = |hi: u8, lo: u8| (hi - b'0') * 10 + (lo - b'0');
+        let y = i16::from(n(y1, y2)) * 100 + i16::from(n(y3, y4));
+        return Date::new(y, n(m1, m2) as i8, n(d1, d2) as i8).ok();
+    }
+    date_any(s)
+}
+
+/// [`date`] for any shape of date.
+fn date_any(s: &str) -> Option<Date> {
     let s = s.get(..10.min(s.len()))?;
     let mut parts = s.split('-');
     let y: i16 = parts.next()?.parse().ok()?;
@@ -1206,10 +1241,36 @@ mod tests {
             Some(Date::constant(1980, 5, 31))
         );
         assert_eq!(date("1980-13"), None);
+        assert_eq!(date("1980-02-30"), None);
+        assert_eq!(date("1980-00-10"), None);
+        assert_eq!(date("1980-1-5"), Some(Date::constant(1980, 1, 5)));
+        assert_eq!(date("0999-12-31"), Some(Date::constant(999, 12, 31)));
         assert_eq!(date("born"), None);
         assert_eq!(age(Date::constant(1981, 11, 22), on), Some(45));
         assert_eq!(age(Date::constant(1981, 11, 23), on), Some(44));
         assert_eq!(age(Date::constant(2027, 1, 1), on), None);
+    }
+
+    #[test]
+    fn labels_are_found_at_the_end_of_server_urls() {
+        let at = |u| kind_id_in(u, "Observation", "o1");
+        assert_eq!(
+            at("https://ehr.example/fhir/Observation/o1"),
+            Some("Observation/o1")
+        );
+        assert_eq!(at("Observation/o1"), Some("Observation/o1"));
+        assert_eq!(at("https://ehr.example/fhir/XObservation/o1"), None);
+        assert_eq!(at("https://ehr.example/fhir/Observation/xo1"), None);
+        assert_eq!(at("urn:uuid:o1"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn full_dates_read_digit_by_digit_as_the_general_way_reads_them(
+            s in "[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9:]{0,8}Z?)?"
+        ) {
+            proptest::prop_assert_eq!(date(&s), date_any(&s));
+        }
     }
 
     #[test]
