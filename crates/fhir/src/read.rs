@@ -1073,20 +1073,19 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
             let Some(&(fact, Observed { at: latest, .. })) = obs.last() else {
                 continue;
             };
-            let top: Vec<&Observed> = obs
-                .iter()
-                .map(|(_, o)| o)
-                .filter(|o| o.at == latest)
-                .collect();
+            // Sorted by time, so the latest records are the group's tail.
+            let top = obs
+                .get(obs.partition_point(|(_, o)| o.at < latest)..)
+                .unwrap_or_default();
             let first = top
                 .first()
-                .map(|o| o.value.clone())
+                .map(|(_, o)| o.value.clone())
                 .unwrap_or(FactValue::Unknown);
-            let agree = top.iter().all(|o| o.value == first);
+            let agree = top.iter().all(|(_, o)| o.value == first);
             let value = if agree {
                 first
             } else {
-                let names: Vec<&str> = top.iter().map(|o| o.from).collect();
+                let names: Vec<&str> = top.iter().map(|(_, o)| o.from).collect();
                 self.warnings.push(Warning {
                     entry: None,
                     resource: None,
@@ -1102,7 +1101,7 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
             {
                 self.set_fact(fact, value);
             }
-            for o in top {
+            for (_, o) in top {
                 self.provenance(fact, o.from);
             }
         }
