@@ -493,7 +493,7 @@ impl<'r> Reader<'r> {
             profile: Profile::new(opts.date, 0),
             facts: Vec::with_capacity(resources.len()),
             provenance: Vec::with_capacity(resources.len() + 2),
-            patient_refs: Vec::new(),
+            patient_refs: [None; 2],
             observed: Vec::with_capacity(resources.len()),
             conditional: Vec::new(),
             records: Vec::new(),
@@ -606,7 +606,8 @@ struct Mapper<'m, 'r, 'a> {
     /// Where each fact came from, as `(key, resource)` in the order found; grouped by key
     /// at the end (a map insert per pair was the single largest cost of mapping).
     provenance: Vec<(Cow<'m, str>, &'m str)>,
-    patient_refs: Vec<String>,
+    /// How references to the Patient may spell it (`fullUrl`, `Patient/id`).
+    patient_refs: [Option<&'m str>; 2],
     /// Observations of facts, in record order; grouped by fact at the end.
     observed: Vec<(&'m str, Observed<'m>)>,
     /// Facts from Conditions that count only when no Observation exists (C15).
@@ -646,11 +647,11 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
         let Some(reference) = subject.and_then(|s| s.reference.as_deref()) else {
             return true;
         };
-        let ok = self.patient_refs.iter().any(|p| {
+        let ok = self.patient_refs.into_iter().flatten().any(|p| {
             reference == p
                 || (p.starts_with("Patient/")
                     && reference
-                        .strip_suffix(p.as_str())
+                        .strip_suffix(p)
                         .is_some_and(|base| base.ends_with('/')))
         });
         if !ok {
@@ -673,28 +674,19 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
                 });
             }
         };
-        let name = p.name();
         let patient = &p.res;
-        self.patient_refs = p
-            .aliases()
-            .into_iter()
-            .flatten()
-            .map(str::to_owned)
-            .collect();
+        self.patient_refs = p.aliases();
         let birth = patient
             .birth_date
             .as_deref()
-            .map(str::to_owned)
-            .ok_or_else(|| FhirError::NoBirthDate {
-                patient: name.clone(),
-            })?;
+            .ok_or_else(|| FhirError::NoBirthDate { patient: p.name() })?;
         let bad = |problem| FhirError::BadBirthDate {
-            patient: name.clone(),
-            value: birth.clone(),
+            patient: p.name(),
+            value: birth.to_owned(),
             problem,
         };
         let born =
-            date(&birth).ok_or_else(|| bad("is not a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD)"))?;
+            date(birth).ok_or_else(|| bad("is not a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD)"))?;
         self.profile.age =
             age(born, self.opts.date).ok_or_else(|| bad("is after the evaluation date"))?;
         self.profile.sex = match patient.gender.as_deref() {
@@ -1161,13 +1153,12 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
                 });
             }
         }
-        let patient = self
-            .patient_refs
-            .iter()
+        let refs = || self.patient_refs.into_iter().flatten();
+        let patient = refs()
             .find(|r| r.starts_with("Patient/"))
-            .or(self.patient_refs.first())
-            .cloned()
-            .unwrap_or_default();
+            .or_else(|| refs().next())
+            .unwrap_or_default()
+            .to_owned();
         self.profile.facts = self
             .facts
             .into_iter()
