@@ -61,8 +61,25 @@ fn archetypes() -> Vec<(&'static str, Profile)> {
 }
 
 fn load(c: &mut Criterion) {
+    // Loading, as `scaling/load/1x` measures it too: the rule set is freed after the clock
+    // stops (a program loads it once and keeps it). The second bench adds freeing it.
     c.bench_function("load/parse+validate+compile", |b| {
+        b.iter_with_large_drop(|| {
+            RuleSet::from_toml("ms.toml", black_box(MS_SPASTICITY_TOML)).expect("loads")
+        })
+    });
+    c.bench_function("load/parse+validate+compile+free", |b| {
         b.iter(|| RuleSet::from_toml("ms.toml", black_box(MS_SPASTICITY_TOML)).expect("loads"))
+    });
+    // The content hash, computed the first time the stamp is asked for (on a rule set that
+    // has not computed it yet).
+    let fresh = RuleSet::from_toml("ms.toml", MS_SPASTICITY_TOML).expect("loads");
+    c.bench_function("load/first-stamp", |b| {
+        b.iter_batched_ref(
+            || fresh.clone(),
+            |rs| rs.stamp().hash.len(),
+            BatchSize::SmallInput,
+        )
     });
 }
 

@@ -265,7 +265,7 @@ impl RuleSet {
     /// As [`RuleSet::prepare`], reusing `into`'s buffers. On error `into` is unspecified.
     pub fn prepare_into(&self, profile: &Profile, into: &mut Prepared) -> Result<(), ProfileError> {
         let c = &self.compiled;
-        let ruleset = || self.stamp.id.clone();
+        let ruleset = || self.id().to_owned();
         let n = self.ladder.len();
         let p = into;
         p.vals.clear();
@@ -1034,7 +1034,7 @@ impl Evaluation {
             })
             .collect();
         Recommendation {
-            ruleset: rs.stamp.clone(),
+            ruleset: rs.stamp().clone(),
             date: self.date.unwrap_or(profile.date),
             applicable: self.applicable,
             steps,

@@ -250,7 +250,9 @@ pub(crate) struct Compiled {
 /// ```
 #[derive(Debug, Clone)]
 pub struct RuleSet {
-    pub(crate) stamp: Stamp,
+    /// Id, version and content hash, the hash computed the first time the stamp is asked for
+    /// (loading and evaluating do not need it; it costs about a tenth of a load).
+    stamp: OnceLock<Stamp>,
     pub(crate) title: String,
     pub(crate) tier_names: Vec<String>,
     pub(crate) ladder: Ladder,
@@ -336,8 +338,19 @@ impl RuleSet {
     }
 
     /// Id, version and content hash.
+    ///
+    /// The hash is computed the first time the stamp is asked for, and kept.
     pub fn stamp(&self) -> &Stamp {
-        &self.stamp
+        self.stamp.get_or_init(|| Stamp {
+            id: self.doc.ruleset.id.clone(),
+            version: self.doc.ruleset.version.clone(),
+            hash: hash(&self.doc),
+        })
+    }
+
+    /// The rule set's id (without computing the stamp's hash).
+    pub(crate) fn id(&self) -> &str {
+        &self.doc.ruleset.id
     }
 
     /// The title.
@@ -1428,11 +1441,7 @@ impl<'t> Compiler<'t> {
             .collect();
         let (absent_end, app_node) = (remap.end(absent_end), remap.node(app_node));
         Ok(RuleSet {
-            stamp: Stamp {
-                id: doc.ruleset.id.clone(),
-                version: doc.ruleset.version.clone(),
-                hash: hash(&doc),
-            },
+            stamp: OnceLock::new(),
             title: doc.ruleset.title.clone(),
             tier_names: doc.ruleset.tier_names.clone(),
             ladder,
