@@ -1654,6 +1654,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_stamp_is_computed_once_on_first_use_and_is_the_hash_of_the_canonical_document() {
+        let rs = RuleSet::ms_spasticity().unwrap();
+        assert!(rs.stamp.get().is_none(), "loading does not hash");
+        let before = rs.clone();
+        let stamp = rs.stamp().clone();
+        assert_eq!(stamp.hash, hash(&rs.doc));
+        assert!(stamp.hash.starts_with("blake3:") && stamp.hash.len() == 7 + 64);
+        assert_eq!(
+            (&*stamp.id, &*stamp.version),
+            (rs.id(), &*rs.doc.ruleset.version)
+        );
+        // Kept, and a clone taken before the first use computes the same stamp.
+        assert!(std::ptr::eq(rs.stamp(), rs.stamp()));
+        assert_eq!(before.stamp(), &stamp);
+    }
+
+    #[test]
     fn natural_order_reads_numbers_as_numbers() {
         let mut ids = ["R20.b", "R8.x", "R15.c", "R2.a", "R20.a", "R100", "Rx"];
         ids.sort_by(|a, b| natural_cmp(a, b));
