@@ -944,7 +944,7 @@ impl Evaluation {
             Atom::Sex => profile.sex.as_str().to_owned(),
             Atom::Fact(f) => match profile.facts.get(&fact) {
                 Some(v) => v.to_string(),
-                None => match at(&self.prepared.vals, f, Val::Unknown) {
+                None => match self.prepared.val(f) {
                     Val::Bool(false) => "not recorded (false)".to_owned(),
                     _ => "not recorded".to_owned(),
                 },
