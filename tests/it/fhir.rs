@@ -527,7 +527,7 @@ mod fuzz {
 
 mod round_trip {
     use super::*;
-    use pathway::fhir::{representable, to_bundle};
+    use pathway::fhir::{ehr_shaped, representable, to_bundle};
     use pathway::rules::PatientGenerator;
     use proptest::prelude::*;
 
@@ -551,6 +551,23 @@ mod round_trip {
                 rs.evaluate(&reading.profile).unwrap().steps.iter().map(|s| s.status).collect::<Vec<_>>(),
                 rs.evaluate(&expected).unwrap().steps.iter().map(|s| s.status).collect::<Vec<_>>()
             );
+        }
+
+        /// What an EHR's export carries beyond the fields Pathway reads (meta, narrative,
+        /// identifiers, categories, displays, encounters, a Patient's name and extensions)
+        /// changes nothing in the reading, provenance and warnings included, in either mode.
+        #[test]
+        fn ehr_shaped_bundles_read_as_the_minimal_ones(seed: u64) {
+            let r = reader();
+            let p = PatientGenerator::new(ruleset(), seed).profile();
+            let minimal = to_bundle(&r, &p, "p");
+            let ehr = ehr_shaped(&minimal);
+            for opts in [ReadOptions::strict(p.date), ReadOptions::lenient(p.date)] {
+                let a = r.read_bundle(minimal.to_string().as_bytes(), &opts).unwrap();
+                let b = r.read_bundle(ehr.to_string().as_bytes(), &opts).unwrap();
+                prop_assert_eq!(&a, &b);
+                prop_assert!(!a.profile.provenance.is_empty());
+            }
         }
     }
 }

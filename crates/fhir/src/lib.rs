@@ -26,5 +26,5 @@ pub use cds::{
     cds_hooks, request_group,
 };
 pub use read::{FhirError, ReadOptions, Reader, Reading, Warning};
-pub use synth::{representable, to_bundle};
+pub use synth::{ehr_shaped, representable, to_bundle};
 pub use valueset::{MS_SPASTICITY_VALUESETS, ValueSetError, ValueSets};

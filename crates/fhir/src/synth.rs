@@ -234,3 +234,233 @@ pub fn to_bundle(reader: &Reader<'_>, profile: &Profile, id: &str) -> Value {
     }
     json!({"resourceType": "Bundle", "type": "collection", "entry": entries})
 }
+
+/// The same Bundle with what an EHR's export carries around the fields Pathway reads, for
+/// benchmarks and tolerance tests.
+///
+/// `to_bundle` writes minimal resources (about 250 bytes each). Resources from an EHR, such
+/// as those that follow US Core, also carry `meta`, a generated narrative, identifiers,
+/// categories, display texts, encounters, performers and dates Pathway does not read, and a
+/// Patient carries names, addresses, telecoms and race and ethnicity extensions. This adds
+/// those, in the order FHIR writers put them, and nothing that changes what is read: no
+/// `modifierExtension`, no dosage route, no status or subject changed. Reading the result
+/// gives the same `Reading` as reading `bundle`.
+///
+/// ```
+/// use pathway_fhir::{ReadOptions, Reader, ValueSets, ehr_shaped, to_bundle};
+/// use pathway_rules::{PatientGenerator, RuleSet};
+/// let rs = RuleSet::ms_spasticity().unwrap();
+/// let reader = Reader::new(&rs, ValueSets::ms_spasticity(&rs).unwrap());
+/// let p = PatientGenerator::new(&rs, 3).profile();
+/// let minimal = to_bundle(&reader, &p, "p3");
+/// let ehr = ehr_shaped(&minimal);
+/// assert!(ehr.to_string().len() > 2 * minimal.to_string().len());
+/// let opts = ReadOptions::strict(p.date);
+/// assert_eq!(
+///     reader.read_bundle(ehr.to_string().as_bytes(), &opts).unwrap(),
+///     reader.read_bundle(minimal.to_string().as_bytes(), &opts).unwrap(),
+/// );
+/// ```
+pub fn ehr_shaped(bundle: &Value) -> Value {
+    let mut out = bundle.clone();
+    if let Some(o) = out.as_object_mut() {
+        o.shift_insert(
+            1,
+            "id".into(),
+            json!("b6a1c0de-0e7e-4c2b-9d55-2f1f8a3c7e10"),
+        );
+        o.shift_insert(
+            2,
+            "meta".into(),
+            json!({"lastUpdated": "2026-11-22T08:30:12.000Z"}),
+        );
+    }
+    if let Some(entries) = out.get_mut("entry").and_then(Value::as_array_mut) {
+        for e in entries {
+            if let Some(r) = e.get_mut("resource") {
+                shape_resource(r);
+            }
+        }
+    }
+    out
+}
+
+/// A display text for a code, about as long as a real one.
+fn display(code: &str) -> String {
+    let words = code.replace(['-', '_', ':'], " ");
+    let mut chars = words.chars();
+    let first = chars.next().map(|c| c.to_uppercase().collect::<String>());
+    format!("{}{} (finding)", first.unwrap_or_default(), chars.as_str())
+}
+
+/// Adds `display` to every coding and `text` to every CodeableConcept, recursively.
+fn add_displays(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            let mut text = None;
+            if let Some(codings) = o.get_mut("coding").and_then(Value::as_array_mut) {
+                for c in codings.iter_mut() {
+                    let code = c.get("code").and_then(Value::as_str).map(display);
+                    if let (Some(d), Some(co)) = (code, c.as_object_mut()) {
+                        text.get_or_insert_with(|| d.clone());
+                        co.insert("display".into(), json!(d));
+                    }
+                }
+            }
+            if let Some(t) = text {
+                o.insert("text".into(), json!(t));
+            }
+            for (_, x) in o.iter_mut() {
+                add_displays(x);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(add_displays),
+        _ => {}
+    }
+}
+
+fn category(system: &str, code: &str, text: &str) -> Value {
+    json!([{"coding": [{"system": system, "code": code, "display": text}], "text": text}])
+}
+
+fn shape_resource(r: &mut Value) {
+    add_displays(r);
+    let kind = r
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let id = r
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let Some(o) = r.as_object_mut() else { return };
+    let profile = format!(
+        "http://hl7.org/fhir/us/core/StructureDefinition/us-core-{}",
+        kind.to_lowercase()
+    );
+    // After resourceType and id, as FHIR writers put them.
+    let at = 2.min(o.len());
+    o.shift_insert(
+        at,
+        "meta".into(),
+        json!({"versionId": "3", "lastUpdated": "2026-11-20T09:14:31.000Z", "profile": [profile]}),
+    );
+    o.shift_insert(
+        at + 1,
+        "text".into(),
+        json!({"status": "generated", "div": format!(
+            "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p><b>Generated Narrative: {kind}</b><a name=\"{id}\"> </a></p><p>Recorded in the outpatient record.</p></div>"
+        )}),
+    );
+    o.insert(
+        "identifier".into(),
+        json!([{"use": "usual", "system": "urn:oid:1.2.840.114350.1.13.0.1.7.2.768282", "value": format!("E{}", id.len() * 7919)}]),
+    );
+    let encounter = json!({"reference": "Encounter/enc-20261120", "display": "Office Visit"});
+    let clinician = json!({"reference": "Practitioner/pr-1", "display": "Dr Morgan Lee"});
+    match kind.as_str() {
+        "Patient" => {
+            o.insert("active".into(), json!(true));
+            o.insert(
+                "name".into(),
+                json!([{"use": "official", "family": "Example", "given": ["Alex", "Jordan"]}]),
+            );
+            o.insert(
+                "telecom".into(),
+                json!([{"system": "phone", "value": "555-0100", "use": "home"},
+                {"system": "email", "value": "alex.example@example.org"}]),
+            );
+            o.insert(
+                "address".into(),
+                json!([{"use": "home", "line": ["1 Main Street"], "city": "Springfield",
+                "state": "MA", "postalCode": "01101", "country": "US"}]),
+            );
+            o.insert(
+                "communication".into(),
+                json!([{"language": {"coding": [{"system": "urn:ietf:bcp:47",
+                "code": "en", "display": "English"}], "text": "English"}, "preferred": true}]),
+            );
+            o.insert("extension".into(), json!([
+                {"url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race", "extension": [
+                    {"url": "ombCategory", "valueCoding": {"system": "urn:oid:2.16.840.1.113883.6.238",
+                        "code": "2106-3", "display": "White"}},
+                    {"url": "text", "valueString": "White"}]},
+                {"url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity", "extension": [
+                    {"url": "ombCategory", "valueCoding": {"system": "urn:oid:2.16.840.1.113883.6.238",
+                        "code": "2186-5", "display": "Not Hispanic or Latino"}},
+                    {"url": "text", "valueString": "Not Hispanic or Latino"}]}]));
+        }
+        "Condition" => {
+            o.insert(
+                "verificationStatus".into(),
+                json!({"coding": [{"system":
+                "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed",
+                "display": "Confirmed"}]}),
+            );
+            o.insert(
+                "category".into(),
+                category(
+                    "http://terminology.hl7.org/CodeSystem/condition-category",
+                    "problem-list-item",
+                    "Problem List Item",
+                ),
+            );
+            o.insert("encounter".into(), encounter);
+            o.insert("recordedDate".into(), json!("2026-11-20"));
+            o.insert("recorder".into(), clinician);
+        }
+        "Observation" => {
+            o.insert(
+                "category".into(),
+                category(
+                    "http://terminology.hl7.org/CodeSystem/observation-category",
+                    "exam",
+                    "Exam",
+                ),
+            );
+            o.insert("encounter".into(), encounter);
+            o.insert("issued".into(), json!("2026-11-22T10:02:17.000Z"));
+            o.insert("performer".into(), json!([clinician]));
+        }
+        "MedicationStatement" => {
+            o.insert(
+                "category".into(),
+                category(
+                    "http://terminology.hl7.org/CodeSystem/medication-statement-category",
+                    "outpatient",
+                    "Outpatient",
+                ),
+            );
+            o.insert("dateAsserted".into(), json!("2026-11-20"));
+            o.insert("informationSource".into(), clinician);
+            o.insert(
+                "dosage".into(),
+                json!([{"text": "As directed by the prescriber", "sequence": 1}]),
+            );
+        }
+        "Procedure" => {
+            o.insert(
+                "category".into(),
+                category("http://snomed.info/sct", "387713003", "Surgical procedure"),
+            );
+            o.insert("encounter".into(), encounter);
+            o.insert("performer".into(), json!([{"actor": clinician}]));
+        }
+        "AllergyIntolerance" => {
+            o.insert(
+                "verificationStatus".into(),
+                json!({"coding": [{"system":
+                "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
+                "code": "confirmed", "display": "Confirmed"}]}),
+            );
+            o.insert("type".into(), json!("allergy"));
+            o.insert("category".into(), json!(["medication"]));
+            o.insert("criticality".into(), json!("low"));
+            o.insert("recordedDate".into(), json!("2026-11-20"));
+            o.insert("recorder".into(), clinician);
+        }
+        _ => {}
+    }
+}
