@@ -238,7 +238,7 @@ pub fn to_bundle(reader: &Reader<'_>, profile: &Profile, id: &str) -> Value {
 /// The same Bundle with what an EHR's export carries around the fields Pathway reads, for
 /// benchmarks and tolerance tests.
 ///
-/// `to_bundle` writes minimal resources (about 250 bytes each). Resources from an EHR, such
+/// `to_bundle` writes minimal resources (about 300 bytes each). Resources from an EHR, such
 /// as those that follow US Core, also carry `meta`, a generated narrative, identifiers,
 /// categories, display texts, encounters, performers and dates Pathway does not read, and a
 /// Patient carries names, addresses, telecoms and race and ethnicity extensions. This adds
@@ -356,7 +356,7 @@ fn shape_resource(r: &mut Value) {
     );
     o.insert(
         "identifier".into(),
-        json!([{"use": "usual", "system": "urn:oid:1.2.840.114350.1.13.0.1.7.2.768282", "value": format!("E{}", id.len() * 7919)}]),
+        json!([{"use": "usual", "system": "urn:oid:1.2.840.114350.1.13.0.1.7.2.768282", "value": format!("E-{id}")}]),
     );
     let encounter = json!({"reference": "Encounter/enc-20261120", "display": "Office Visit"});
     let clinician = json!({"reference": "Practitioner/pr-1", "display": "Dr Morgan Lee"});
