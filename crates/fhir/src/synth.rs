@@ -360,29 +360,18 @@ fn shape_resource(r: &mut Value) {
     );
     let encounter = json!({"reference": "Encounter/enc-20261120", "display": "Office Visit"});
     let clinician = json!({"reference": "Practitioner/pr-1", "display": "Dr Morgan Lee"});
-    match kind.as_str() {
-        "Patient" => {
-            o.insert("active".into(), json!(true));
-            o.insert(
-                "name".into(),
-                json!([{"use": "official", "family": "Example", "given": ["Alex", "Jordan"]}]),
-            );
-            o.insert(
-                "telecom".into(),
-                json!([{"system": "phone", "value": "555-0100", "use": "home"},
-                {"system": "email", "value": "alex.example@example.org"}]),
-            );
-            o.insert(
-                "address".into(),
-                json!([{"use": "home", "line": ["1 Main Street"], "city": "Springfield",
-                "state": "MA", "postalCode": "01101", "country": "US"}]),
-            );
-            o.insert(
-                "communication".into(),
-                json!([{"language": {"coding": [{"system": "urn:ietf:bcp:47",
-                "code": "en", "display": "English"}], "text": "English"}, "preferred": true}]),
-            );
-            o.insert("extension".into(), json!([
+    let verified = |system: &str| json!({"coding": [{"system": system, "code": "confirmed", "display": "Confirmed"}]});
+    let extra = match kind.as_str() {
+        "Patient" => json!({
+            "active": true,
+            "name": [{"use": "official", "family": "Example", "given": ["Alex", "Jordan"]}],
+            "telecom": [{"system": "phone", "value": "555-0100", "use": "home"},
+                {"system": "email", "value": "alex.example@example.org"}],
+            "address": [{"use": "home", "line": ["1 Main Street"], "city": "Springfield",
+                "state": "MA", "postalCode": "01101", "country": "US"}],
+            "communication": [{"language": {"coding": [{"system": "urn:ietf:bcp:47",
+                "code": "en", "display": "English"}], "text": "English"}, "preferred": true}],
+            "extension": [
                 {"url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race", "extension": [
                     {"url": "ombCategory", "valueCoding": {"system": "urn:oid:2.16.840.1.113883.6.238",
                         "code": "2106-3", "display": "White"}},
@@ -390,77 +379,48 @@ fn shape_resource(r: &mut Value) {
                 {"url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity", "extension": [
                     {"url": "ombCategory", "valueCoding": {"system": "urn:oid:2.16.840.1.113883.6.238",
                         "code": "2186-5", "display": "Not Hispanic or Latino"}},
-                    {"url": "text", "valueString": "Not Hispanic or Latino"}]}]));
-        }
-        "Condition" => {
-            o.insert(
-                "verificationStatus".into(),
-                json!({"coding": [{"system":
-                "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed",
-                "display": "Confirmed"}]}),
-            );
-            o.insert(
-                "category".into(),
-                category(
-                    "http://terminology.hl7.org/CodeSystem/condition-category",
-                    "problem-list-item",
-                    "Problem List Item",
-                ),
-            );
-            o.insert("encounter".into(), encounter);
-            o.insert("recordedDate".into(), json!("2026-11-20"));
-            o.insert("recorder".into(), clinician);
-        }
-        "Observation" => {
-            o.insert(
-                "category".into(),
-                category(
-                    "http://terminology.hl7.org/CodeSystem/observation-category",
-                    "exam",
-                    "Exam",
-                ),
-            );
-            o.insert("encounter".into(), encounter);
-            o.insert("issued".into(), json!("2026-11-22T10:02:17.000Z"));
-            o.insert("performer".into(), json!([clinician]));
-        }
-        "MedicationStatement" => {
-            o.insert(
-                "category".into(),
-                category(
-                    "http://terminology.hl7.org/CodeSystem/medication-statement-category",
-                    "outpatient",
-                    "Outpatient",
-                ),
-            );
-            o.insert("dateAsserted".into(), json!("2026-11-20"));
-            o.insert("informationSource".into(), clinician);
-            o.insert(
-                "dosage".into(),
-                json!([{"text": "As directed by the prescriber", "sequence": 1}]),
-            );
-        }
-        "Procedure" => {
-            o.insert(
-                "category".into(),
-                category("http://snomed.info/sct", "387713003", "Surgical procedure"),
-            );
-            o.insert("encounter".into(), encounter);
-            o.insert("performer".into(), json!([{"actor": clinician}]));
-        }
-        "AllergyIntolerance" => {
-            o.insert(
-                "verificationStatus".into(),
-                json!({"coding": [{"system":
-                "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
-                "code": "confirmed", "display": "Confirmed"}]}),
-            );
-            o.insert("type".into(), json!("allergy"));
-            o.insert("category".into(), json!(["medication"]));
-            o.insert("criticality".into(), json!("low"));
-            o.insert("recordedDate".into(), json!("2026-11-20"));
-            o.insert("recorder".into(), clinician);
-        }
-        _ => {}
+                    {"url": "text", "valueString": "Not Hispanic or Latino"}]}],
+        }),
+        "Condition" => json!({
+            "verificationStatus": verified("http://terminology.hl7.org/CodeSystem/condition-ver-status"),
+            "category": category("http://terminology.hl7.org/CodeSystem/condition-category",
+                "problem-list-item", "Problem List Item"),
+            "encounter": encounter,
+            "recordedDate": "2026-11-20",
+            "recorder": clinician,
+        }),
+        "Observation" => json!({
+            "category": category("http://terminology.hl7.org/CodeSystem/observation-category",
+                "exam", "Exam"),
+            "encounter": encounter,
+            "issued": "2026-11-22T10:02:17.000Z",
+            "performer": [clinician],
+        }),
+        "MedicationStatement" => json!({
+            "category": category(
+                "http://terminology.hl7.org/CodeSystem/medication-statement-category",
+                "outpatient", "Outpatient"),
+            "dateAsserted": "2026-11-20",
+            "informationSource": clinician,
+            "dosage": [{"text": "As directed by the prescriber", "sequence": 1}],
+        }),
+        "Procedure" => json!({
+            "category": category("http://snomed.info/sct", "387713003", "Surgical procedure"),
+            "encounter": encounter,
+            "performer": [{"actor": clinician}],
+        }),
+        "AllergyIntolerance" => json!({
+            "verificationStatus": verified(
+                "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"),
+            "type": "allergy",
+            "category": ["medication"],
+            "criticality": "low",
+            "recordedDate": "2026-11-20",
+            "recorder": clinician,
+        }),
+        _ => return,
+    };
+    if let Value::Object(extra) = extra {
+        o.extend(extra);
     }
 }
