@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, IgnoredAny, Visitor};
+use serde::de::{self, DeserializeSeed, IgnoredAny, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use smallvec::SmallVec;
@@ -129,66 +129,252 @@ pub(crate) struct Dosage<'a> {
     pub route: Option<CodeableConcept<'a>>,
 }
 
-/// Every field Pathway reads from a Patient, Condition, Observation, MedicationStatement,
-/// Procedure, AllergyIntolerance or Medication, in one struct: their types agree, so a whole
-/// Bundle parses in one pass. Strings borrow from the input.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct AnyResource<'a> {
-    #[serde(borrow)]
-    pub resource_type: Option<Text<'a>>,
-    #[serde(borrow)]
-    pub id: Option<Text<'a>>,
-    #[serde(default)]
-    pub modifier_extension: Vec<IgnoredAny>,
-    // Patient
-    #[serde(borrow)]
-    pub gender: Option<Text<'a>>,
-    #[serde(borrow)]
-    pub birth_date: Option<Text<'a>>,
-    // Condition, AllergyIntolerance
-    #[serde(borrow)]
-    pub clinical_status: Option<CodeableConcept<'a>>,
-    #[serde(borrow)]
-    pub verification_status: Option<CodeableConcept<'a>>,
-    #[serde(borrow)]
-    pub onset_date_time: Option<Text<'a>>,
-    #[serde(borrow)]
-    pub onset_period: Option<Period<'a>>,
-    #[serde(borrow)]
-    pub patient: Option<Reference<'a>>,
-    // shared
-    #[serde(borrow)]
-    pub code: Option<CodeableConcept<'a>>,
-    #[serde(borrow)]
-    pub subject: Option<Reference<'a>>,
-    #[serde(borrow)]
-    pub status: Option<Text<'a>>,
-    // Observation
-    #[serde(borrow)]
-    pub effective_date_time: Option<Text<'a>>,
-    #[serde(borrow)]
-    pub effective_instant: Option<Text<'a>>,
-    #[serde(borrow)]
-    pub effective_period: Option<Period<'a>>,
-    #[serde(default, borrow)]
-    pub focus: Vec<Reference<'a>>,
-    pub value_boolean: Option<bool>,
-    pub value_integer: Option<i64>,
-    #[serde(borrow)]
-    pub value_quantity: Option<Quantity<'a>>,
-    #[serde(borrow)]
-    pub value_codeable_concept: Option<CodeableConcept<'a>>,
-    // MedicationStatement
-    #[serde(borrow)]
-    pub medication_codeable_concept: Option<CodeableConcept<'a>>,
-    #[serde(borrow)]
-    pub medication_reference: Option<Reference<'a>>,
-    #[serde(default, borrow)]
-    pub dosage: Vec<Dosage<'a>>,
-    // Procedure
-    #[serde(default, borrow)]
-    pub used_code: Vec<CodeableConcept<'a>>,
+/// Declares the struct of one resource type: the fields given, after the two every resource
+/// has, its `id` and the `modifierExtension`s that forbid reading it as if they were absent.
+/// (Repeated in each struct: a shared `#[serde(flatten)]` part would buffer every resource.)
+macro_rules! resource {
+    ($(#[$doc:meta])* $name:ident { $($(#[$a:meta])* $field:ident: $ty:ty,)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        pub(crate) struct $name<'a> {
+            #[serde(borrow)]
+            pub id: Option<Text<'a>>,
+            #[serde(default)]
+            pub modifier_extension: Vec<IgnoredAny>,
+            $($(#[$a])* pub $field: $ty,)*
+        }
+    };
+}
+
+resource!(
+    /// What Pathway reads from a Patient.
+    Patient {
+        #[serde(borrow)]
+        gender: Option<Text<'a>>,
+        #[serde(borrow)]
+        birth_date: Option<Text<'a>>,
+    }
+);
+
+resource!(
+    /// What Pathway reads from a Condition.
+    Condition {
+        #[serde(borrow)]
+        clinical_status: Option<CodeableConcept<'a>>,
+        #[serde(borrow)]
+        verification_status: Option<CodeableConcept<'a>>,
+        #[serde(borrow)]
+        code: Option<CodeableConcept<'a>>,
+        #[serde(borrow)]
+        subject: Option<Reference<'a>>,
+        #[serde(borrow)]
+        onset_date_time: Option<Text<'a>>,
+        #[serde(borrow)]
+        onset_period: Option<Period<'a>>,
+    }
+);
+
+resource!(
+    /// What Pathway reads from an AllergyIntolerance.
+    AllergyIntolerance {
+        #[serde(borrow)]
+        clinical_status: Option<CodeableConcept<'a>>,
+        #[serde(borrow)]
+        verification_status: Option<CodeableConcept<'a>>,
+        #[serde(borrow)]
+        code: Option<CodeableConcept<'a>>,
+        #[serde(borrow)]
+        patient: Option<Reference<'a>>,
+    }
+);
+
+resource!(
+    /// What Pathway reads from an Observation.
+    Observation {
+        #[serde(borrow)]
+        status: Option<Text<'a>>,
+        #[serde(borrow)]
+        code: Option<CodeableConcept<'a>>,
+        #[serde(borrow)]
+        subject: Option<Reference<'a>>,
+        #[serde(borrow)]
+        effective_date_time: Option<Text<'a>>,
+        #[serde(borrow)]
+        effective_instant: Option<Text<'a>>,
+        #[serde(borrow)]
+        effective_period: Option<Period<'a>>,
+        #[serde(default, borrow)]
+        focus: Vec<Reference<'a>>,
+        value_boolean: Option<bool>,
+        value_integer: Option<i64>,
+        #[serde(borrow)]
+        value_quantity: Option<Quantity<'a>>,
+        #[serde(borrow)]
+        value_codeable_concept: Option<CodeableConcept<'a>>,
+    }
+);
+
+resource!(
+    /// What Pathway reads from a MedicationStatement.
+    MedicationStatement {
+        #[serde(borrow)]
+        status: Option<Text<'a>>,
+        #[serde(borrow)]
+        subject: Option<Reference<'a>>,
+        #[serde(borrow)]
+        medication_codeable_concept: Option<CodeableConcept<'a>>,
+        #[serde(borrow)]
+        medication_reference: Option<Reference<'a>>,
+        #[serde(default, borrow)]
+        dosage: Vec<Dosage<'a>>,
+    }
+);
+
+resource!(
+    /// What Pathway reads from a Procedure.
+    Procedure {
+        #[serde(borrow)]
+        status: Option<Text<'a>>,
+        #[serde(borrow)]
+        subject: Option<Reference<'a>>,
+        #[serde(borrow)]
+        code: Option<CodeableConcept<'a>>,
+        #[serde(default, borrow)]
+        used_code: Vec<CodeableConcept<'a>>,
+    }
+);
+
+resource!(
+    /// What Pathway reads from a Medication (the target of a `medicationReference`).
+    Medication {
+        #[serde(borrow)]
+        code: Option<CodeableConcept<'a>>,
+    }
+);
+
+resource!(
+    /// A resource of a type Pathway does not read: only named and counted.
+    Unread {}
+);
+
+/// One resource, parsed as its type: each type has only the fields Pathway reads from it, so
+/// a field of the wrong type is an error only where it is read. Boxed: the variants differ
+/// in size, and moving a box costs less than moving the largest.
+#[derive(Debug)]
+pub(crate) enum Resource<'a> {
+    Patient(Box<Patient<'a>>),
+    Condition(Box<Condition<'a>>),
+    AllergyIntolerance(Box<AllergyIntolerance<'a>>),
+    Observation(Box<Observation<'a>>),
+    MedicationStatement(Box<MedicationStatement<'a>>),
+    Procedure(Box<Procedure<'a>>),
+    Medication(Box<Medication<'a>>),
+    /// Any other type, with its name.
+    Unread(Text<'a>, Box<Unread<'a>>),
+}
+
+/// Applies `$f` to the resource whatever its type (each has `id` and `modifier_extension`).
+macro_rules! each {
+    ($r:expr, $x:ident => $f:expr) => {
+        match $r {
+            Resource::Patient($x) => $f,
+            Resource::Condition($x) => $f,
+            Resource::AllergyIntolerance($x) => $f,
+            Resource::Observation($x) => $f,
+            Resource::MedicationStatement($x) => $f,
+            Resource::Procedure($x) => $f,
+            Resource::Medication($x) => $f,
+            Resource::Unread(_, $x) => $f,
+        }
+    };
+}
+
+impl<'a> Resource<'a> {
+    /// The resource type.
+    pub fn kind(&self) -> &str {
+        match self {
+            Resource::Patient(_) => "Patient",
+            Resource::Condition(_) => "Condition",
+            Resource::AllergyIntolerance(_) => "AllergyIntolerance",
+            Resource::Observation(_) => "Observation",
+            Resource::MedicationStatement(_) => "MedicationStatement",
+            Resource::Procedure(_) => "Procedure",
+            Resource::Medication(_) => "Medication",
+            Resource::Unread(kind, _) => kind,
+        }
+    }
+
+    /// The resource id.
+    pub fn id(&self) -> Option<&str> {
+        each!(self, r => r.id.as_deref())
+    }
+
+    /// Whether it carries a `modifierExtension`.
+    pub fn has_modifier_extension(&self) -> bool {
+        each!(self, r => !r.modifier_extension.is_empty())
+    }
+
+    /// A resource of a type Pathway does not read, or one that could not be read, named by
+    /// its type and id.
+    pub fn unread(kind: String, id: Option<String>) -> Resource<'a> {
+        Resource::Unread(
+            Text(Cow::Owned(kind)),
+            Box::new(Unread {
+                id: id.map(|i| Text(Cow::Owned(i))),
+                ..Unread::default()
+            }),
+        )
+    }
+
+    /// Deserializes the rest of a resource whose type is `kind`.
+    fn typed<'de: 'a, D: Deserializer<'de>>(kind: Text<'a>, d: D) -> Result<Self, D::Error> {
+        Ok(match &*kind {
+            "Patient" => Resource::Patient(Deserialize::deserialize(d)?),
+            "Condition" => Resource::Condition(Deserialize::deserialize(d)?),
+            "AllergyIntolerance" => Resource::AllergyIntolerance(Deserialize::deserialize(d)?),
+            "Observation" => Resource::Observation(Deserialize::deserialize(d)?),
+            "MedicationStatement" => Resource::MedicationStatement(Deserialize::deserialize(d)?),
+            "Procedure" => Resource::Procedure(Deserialize::deserialize(d)?),
+            "Medication" => Resource::Medication(Deserialize::deserialize(d)?),
+            _ => Resource::Unread(kind, Deserialize::deserialize(d)?),
+        })
+    }
+}
+
+/// Parses one resource on its own as the type already found in it (the careful path).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct As<'k>(pub &'k str);
+
+impl<'de> DeserializeSeed<'de> for As<'_> {
+    type Value = Resource<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Resource<'de>, D::Error> {
+        Resource::typed(Text(Cow::Owned(self.0.to_owned())), d)
+    }
+}
+
+/// In the one-pass read, a resource whose `resourceType` comes first (as FHIR's JSON writers
+/// put it) is parsed straight into its type. Any other order is an error here, which sends
+/// the whole Bundle the careful way, where the type is found first.
+impl<'de: 'a, 'a> Deserialize<'de> for Resource<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<Resource<'a>>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Resource<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a resource starting with its resourceType")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                match map.next_key::<Text<'de>>()? {
+                    Some(key) if &*key == "resourceType" => {}
+                    _ => return Err(de::Error::custom("resourceType is not the first field")),
+                }
+                let kind: Text<'de> = map.next_value()?;
+                Resource::typed(kind, de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
 }
 
 /// A Bundle parsed in one pass.
@@ -225,9 +411,8 @@ fn entries<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Vec<FastEntry<'a>>
 pub(crate) struct FastEntry<'a> {
     #[serde(rename = "fullUrl", borrow)]
     pub full_url: Option<Text<'a>>,
-    /// Boxed: the struct is large, and moving it costs more than allocating it.
     #[serde(borrow)]
-    pub resource: Option<Box<AnyResource<'a>>>,
+    pub resource: Option<Resource<'a>>,
 }
 
 /// The resource types Pathway reads.

@@ -8,8 +8,10 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use pathway_core::{FactValue, Outcome, Profile, Sex, StepId, StepRecord};
 use pathway_rules::{FactKind, RuleSet};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde::de::DeserializeSeed;
 use serde_json::value::RawValue;
+use std::marker::PhantomData;
 
 use crate::model::{self, CodeableConcept, Reference, Text};
 use crate::valueset::{ConditionMap, FACT_SYSTEM, ObservationMap, VALUE_SYSTEM, ValueSets};
@@ -157,21 +159,21 @@ struct Res<'a> {
     full_url: Option<Text<'a>>,
     /// How the resource is named in provenance and messages (`Observation/abc`).
     label: Cow<'a, str>,
-    res: Box<model::AnyResource<'a>>,
+    res: model::Resource<'a>,
     /// Not to be read (a modifierExtension in lenient mode).
     skipped: bool,
 }
 
 impl<'a> Res<'a> {
-    fn new(index: usize, full_url: Option<Text<'a>>, res: Box<model::AnyResource<'a>>) -> Res<'a> {
-        let kind = res.resource_type.as_deref().unwrap_or_default();
+    fn new(index: usize, full_url: Option<Text<'a>>, res: model::Resource<'a>) -> Res<'a> {
+        let kind = res.kind();
         // A server's fullUrl ends in `Kind/id` (`https://host/fhir/Observation/1`), and a
         // collection's is often `Kind/id` itself: the label is borrowed from it.
-        let borrowed = match (res.id.as_deref(), &full_url) {
+        let borrowed = match (res.id(), &full_url) {
             (Some(id), Some(Text(Cow::Borrowed(u)))) => kind_id_in(u, kind, id),
             _ => None,
         };
-        let label = match (borrowed, res.id.as_deref(), &full_url) {
+        let label = match (borrowed, res.id(), &full_url) {
             (Some(l), _, _) => Cow::Borrowed(l),
             (None, Some(id), _) => {
                 // `format!` costs several times this, once per resource.
@@ -193,11 +195,6 @@ impl<'a> Res<'a> {
         }
     }
 
-    /// The resource type.
-    fn kind(&self) -> &str {
-        self.res.resource_type.as_deref().unwrap_or_default()
-    }
-
     fn name(&self) -> String {
         self.label.clone().into_owned()
     }
@@ -207,7 +204,7 @@ impl<'a> Res<'a> {
     fn aliases(&self) -> [Option<&str>; 2] {
         [
             self.full_url.as_deref(),
-            self.res.id.is_some().then_some(&*self.label),
+            self.res.id().is_some().then_some(&*self.label),
         ]
     }
 }
@@ -403,7 +400,8 @@ impl<'r> Reader<'r> {
         let mut warnings = Vec::new();
         let mut resources = Vec::with_capacity(raws.len());
         for raw in raws {
-            let kind = match peek_head(raw.json).map_or_else(|| parse::<model::Head>(raw.json), Ok)
+            let kind = match peek_head(raw.json)
+                .map_or_else(|| parse(raw.json, PhantomData::<model::Head>), Ok)
             {
                 Ok(h) => h.resource_type.unwrap_or_default(),
                 Err((field, message)) => {
@@ -415,14 +413,11 @@ impl<'r> Reader<'r> {
             let full_url = raw.full_url.map(|u| Text(Cow::Borrowed(u)));
             if !model::READ_TYPES.contains(&kind.as_str()) {
                 // Not read: only counted.
-                let res = Box::new(model::AnyResource {
-                    resource_type: Some(Text(Cow::Owned(kind))),
-                    ..model::AnyResource::default()
-                });
+                let res = model::Resource::unread(kind, None);
                 resources.push(Res::new(raw.index, full_url, res));
                 continue;
             }
-            match parse::<Box<model::AnyResource<'_>>>(raw.json) {
+            match parse(raw.json, model::As(&kind)) {
                 Ok(res) => resources.push(Res::new(raw.index, full_url, res)),
                 Err((field, message)) => {
                     // Name it by its id, which a field of the wrong type elsewhere does not hide.
@@ -433,16 +428,8 @@ impl<'r> Reader<'r> {
                     let id = serde_json::from_str::<IdOnly>(raw.json.get())
                         .ok()
                         .and_then(|h| h.id);
-                    let resource = Res::new(
-                        raw.index,
-                        full_url,
-                        Box::new(model::AnyResource {
-                            resource_type: Some(Text(Cow::Owned(kind.clone()))),
-                            id: id.map(|i| Text(Cow::Owned(i))),
-                            ..model::AnyResource::default()
-                        }),
-                    )
-                    .name();
+                    let named = model::Resource::unread(kind.clone(), id);
+                    let resource = Res::new(raw.index, full_url, named).name();
                     if kind == "Patient" {
                         // Without its Patient a record cannot be read at all.
                         return Err(FhirError::Malformed {
@@ -468,7 +455,7 @@ impl<'r> Reader<'r> {
     ) -> Result<Reading, FhirError> {
         let mut resources = resources;
         for res in &mut resources {
-            if res.res.modifier_extension.is_empty() {
+            if !res.res.has_modifier_extension() {
                 continue;
             }
             if opts.strict {
@@ -502,8 +489,8 @@ impl<'r> Reader<'r> {
         };
         m.patient(&resources)?;
         for r in &resources {
-            if r.kind() == "Medication"
-                && let Some(code) = &r.res.code
+            if let model::Resource::Medication(med) = &r.res
+                && let Some(code) = &med.code
             {
                 for a in r.aliases().into_iter().flatten() {
                     m.medications.insert(a, code);
@@ -511,43 +498,49 @@ impl<'r> Reader<'r> {
             }
         }
         for r in &resources {
-            match r.kind() {
-                "Condition" => m.condition(r),
-                "Observation" => m.observation(r),
-                "MedicationStatement" => m.medication_statement(r),
-                "Procedure" => m.procedure(r),
-                "AllergyIntolerance" => m.allergy(r),
-                "Patient" | "Medication" => {}
-                _ => m.ignored += 1,
+            use model::Resource as R;
+            match &r.res {
+                R::Condition(c) => m.condition(r, c),
+                R::Observation(o) => m.observation(r, o),
+                R::MedicationStatement(ms) => m.medication_statement(r, ms),
+                R::Procedure(p) => m.procedure(r, p),
+                R::AllergyIntolerance(a) => m.allergy(r, a),
+                R::Patient(_) | R::Medication(_) => {}
+                R::Unread(..) => m.ignored += 1,
             }
         }
         Ok(m.finish())
     }
 }
 
-fn parse<'a, T: Deserialize<'a>>(raw: &'a RawValue) -> Result<T, (String, String)> {
-    // The fast path; only a failure is parsed again to find the field at fault.
-    match serde_json::from_str(raw.get()) {
+/// Parses one resource (or its head) with `seed`; only a failure is parsed again, to find the
+/// field at fault: `(field path, message)`.
+fn parse<'a, S: DeserializeSeed<'a> + Copy>(
+    raw: &'a RawValue,
+    seed: S,
+) -> Result<S::Value, (String, String)> {
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    if let Ok(t) = seed.deserialize(&mut de).and_then(|t| de.end().map(|()| t)) {
+        return Ok(t);
+    }
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    let mut track = serde_path_to_error::Track::new();
+    let result = seed.deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track));
+    match result.and_then(|t| de.end().map(|()| t)) {
         Ok(t) => Ok(t),
-        Err(_) => {
-            let mut de = serde_json::Deserializer::from_str(raw.get());
-            match serde_path_to_error::deserialize::<_, T>(&mut de) {
-                Ok(t) => Ok(t),
-                Err(e) => {
-                    let path = e.path().to_string();
-                    let inner = e.into_inner().to_string();
-                    // serde_json appends " at line L column C" relative to the resource.
-                    let message = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
-                    Err((
-                        if path == "." {
-                            "(resource)".to_owned()
-                        } else {
-                            path
-                        },
-                        message,
-                    ))
-                }
-            }
+        Err(e) => {
+            let path = track.path().to_string();
+            let inner = e.to_string();
+            // serde_json appends " at line L column C" relative to the resource.
+            let message = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
+            Err((
+                if path == "." {
+                    "(resource)".to_owned()
+                } else {
+                    path
+                },
+                message,
+            ))
         }
     }
 }
@@ -664,8 +657,14 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
     }
 
     fn patient(&mut self, resources: &'m [Res<'a>]) -> Result<(), FhirError> {
-        let patients: Vec<&Res<'_>> = resources.iter().filter(|r| r.kind() == "Patient").collect();
-        let p = match patients.as_slice() {
+        let patients: Vec<(&Res<'_>, &model::Patient<'_>)> = resources
+            .iter()
+            .filter_map(|r| match &r.res {
+                model::Resource::Patient(patient) => Some((r, &**patient)),
+                _ => None,
+            })
+            .collect();
+        let (p, patient) = match patients.as_slice() {
             [] => return Err(FhirError::NoPatient),
             [p] => *p,
             _ => {
@@ -674,7 +673,6 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
                 });
             }
         };
-        let patient = &p.res;
         self.patient_refs = p.aliases();
         let birth = patient
             .birth_date
@@ -705,8 +703,7 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
         self.provenance(fact, from);
     }
 
-    fn condition(&mut self, r: &'m Res<'a>) {
-        let c = &r.res;
+    fn condition(&mut self, r: &'m Res<'a>, c: &model::Condition<'_>) {
         if !self.belongs(r, c.subject.as_ref()) {
             return;
         }
@@ -761,8 +758,7 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
         }
     }
 
-    fn observation(&mut self, r: &'m Res<'a>) {
-        let o = &r.res;
+    fn observation(&mut self, r: &'m Res<'a>, o: &'m model::Observation<'a>) {
         if !self.belongs(r, o.subject.as_ref()) {
             return;
         }
@@ -834,7 +830,7 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
     }
 
     /// The fact value an Observation carries.
-    fn value(&self, map: &ObservationMap, o: &model::AnyResource<'_>) -> Result<FactValue, String> {
+    fn value(&self, map: &ObservationMap, o: &model::Observation<'_>) -> Result<FactValue, String> {
         if let Some(cc) = &o.value_codeable_concept {
             for (s, c) in cc.codes() {
                 if let Some(v) = map.answers.get(s, c) {
@@ -911,8 +907,7 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
         Some(step)
     }
 
-    fn medication_statement(&mut self, r: &'m Res<'a>) {
-        let ms = &r.res;
+    fn medication_statement(&mut self, r: &'m Res<'a>, ms: &'m model::MedicationStatement<'a>) {
         if !self.belongs(r, ms.subject.as_ref()) {
             return;
         }
@@ -962,8 +957,7 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
         }
     }
 
-    fn procedure(&mut self, r: &'m Res<'a>) {
-        let p = &r.res;
+    fn procedure(&mut self, r: &'m Res<'a>, p: &model::Procedure<'_>) {
         if !self.belongs(r, p.subject.as_ref()) {
             return;
         }
@@ -1022,8 +1016,7 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
         });
     }
 
-    fn allergy(&mut self, r: &'m Res<'a>) {
-        let a = &r.res;
+    fn allergy(&mut self, r: &'m Res<'a>, a: &model::AllergyIntolerance<'_>) {
         if !self.belongs(r, a.patient.as_ref()) {
             return;
         }
@@ -1290,6 +1283,65 @@ mod fast_path_tests {
             let r = serde_json::from_str::<model::FastBundle>(&b);
             assert!(r.is_ok(), "{:?}", r.err());
         }
+    }
+
+    const PATIENT: &str = r#"{"fullUrl":"urn:uuid:p","resource":{"resourceType":"Patient","id":"p1","gender":"female","birthDate":"1980-05"}}"#;
+
+    #[test]
+    fn a_resource_whose_type_comes_last_is_read_the_careful_way_alike() {
+        let rs = RuleSet::ms_spasticity().unwrap();
+        let reader = Reader::new(&rs, crate::ValueSets::ms_spasticity(&rs).unwrap());
+        let opts = ReadOptions::strict(Date::constant(2026, 11, 22));
+        let first = format!(
+            r#"{{"resourceType":"Bundle","entry":[{PATIENT},{{"resource":{{"resourceType":"Condition","id":"c1",
+              "clinicalStatus":{{"coding":[{{"code":"active"}}]}},
+              "code":{{"coding":[{{"system":"http://snomed.info/sct","code":"24700007"}}]}},"subject":{{"reference":"urn:uuid:p"}}}}}}]}}"#
+        );
+        let last = format!(
+            r#"{{"resourceType":"Bundle","entry":[{PATIENT},{{"resource":{{"id":"c1",
+              "clinicalStatus":{{"coding":[{{"code":"active"}}]}},
+              "code":{{"coding":[{{"system":"http://snomed.info/sct","code":"24700007"}}]}},"subject":{{"reference":"urn:uuid:p"}},
+              "resourceType":"Condition"}}}}]}}"#
+        );
+        assert!(serde_json::from_str::<model::FastBundle>(&first).is_ok());
+        assert!(serde_json::from_str::<model::FastBundle>(&last).is_err());
+        let a = reader.read_bundle(first.as_bytes(), &opts).unwrap();
+        let b = reader.read_bundle(last.as_bytes(), &opts).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(b.profile.provenance["multiple-sclerosis"], ["Condition/c1"]);
+    }
+
+    #[test]
+    fn a_field_a_type_does_not_read_cannot_make_it_malformed() {
+        // Each type is parsed with only its own fields: a Patient's odd `status` or an
+        // Observation's odd `gender` is passed over, as any unknown field is, on both paths.
+        let rs = RuleSet::ms_spasticity().unwrap();
+        let reader = Reader::new(&rs, crate::ValueSets::ms_spasticity(&rs).unwrap());
+        let opts = ReadOptions::strict(Date::constant(2026, 11, 22));
+        let bundle = |patient_extra: &str, condition_extra: &str| {
+            format!(
+                r#"{{"resourceType":"Bundle","entry":[{{"fullUrl":"urn:uuid:p","resource":{{"resourceType":"Patient","id":"p1",
+                  "gender":"female","birthDate":"1980-05"{patient_extra}}}}},
+                  {{"resource":{{"resourceType":"Condition","id":"c1","clinicalStatus":{{"coding":[{{"code":"active"}}]}},
+                  "code":{{"coding":[{{"system":"http://snomed.info/sct","code":"24700007"}}]}},
+                  "subject":{{"reference":"urn:uuid:p"}}{condition_extra}}}}}]}}"#
+            )
+        };
+        let plain = reader
+            .read_bundle(bundle("", "").as_bytes(), &opts)
+            .unwrap();
+        let odd = bundle(
+            r#","status":5,"focus":"x""#,
+            r#","gender":1,"valueBoolean":"no""#,
+        );
+        assert_eq!(reader.read_bundle(odd.as_bytes(), &opts).unwrap(), plain);
+        // Where the type reads the field, a wrong type is still an error naming it.
+        let bad = bundle("", r#","onsetDateTime":20"#);
+        let err = reader.read_bundle(bad.as_bytes(), &opts).unwrap_err();
+        assert!(
+            matches!(&err, FhirError::Malformed { entry: 1, field, .. } if field == "onsetDateTime"),
+            "{err:?}"
+        );
     }
 
     #[test]
