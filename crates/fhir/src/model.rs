@@ -342,14 +342,15 @@ impl<'a> Resource<'a> {
     }
 }
 
-/// Parses one resource on its own as the type already found in it (the careful path).
+/// Parses one resource on its own as the type already found in it (the careful path), one
+/// of [`READ_TYPES`].
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct As<'k>(pub &'k str);
+pub(crate) struct As(pub &'static str);
 
-impl<'de> DeserializeSeed<'de> for As<'_> {
+impl<'de> DeserializeSeed<'de> for As {
     type Value = Resource<'de>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Resource<'de>, D::Error> {
-        Resource::typed(Text(Cow::Owned(self.0.to_owned())), d)
+        Resource::typed(Text(Cow::Borrowed(self.0)), d)
     }
 }
 

@@ -411,13 +411,13 @@ impl<'r> Reader<'r> {
                 }
             };
             let full_url = raw.full_url.map(|u| Text(Cow::Borrowed(u)));
-            if !model::READ_TYPES.contains(&kind.as_str()) {
+            let Some(&read) = model::READ_TYPES.iter().find(|t| **t == kind) else {
                 // Not read: only counted.
                 let res = model::Resource::unread(kind, None);
                 resources.push(Res::new(raw.index, full_url, res));
                 continue;
-            }
-            match parse(raw.json, model::As(&kind)) {
+            };
+            match parse(raw.json, model::As(read)) {
                 Ok(res) => resources.push(Res::new(raw.index, full_url, res)),
                 Err((field, message)) => {
                     // Name it by its id, which a field of the wrong type elsewhere does not hide.
