@@ -166,13 +166,19 @@ fn latest_observation_wins_and_same_time_conflicts_are_unknown() {
 fn unknown_codes_are_ignored_and_counted() {
     let cond = json!({"resource": {"resourceType": "Condition", "id": "c",
         "clinicalStatus": {"coding": [{"code": "active"}]},
-        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "22298006"}]}}});
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "44054006", "display": "Diabetes mellitus type 2"}]}}});
     let enc = json!({"resource": {"resourceType": "Encounter", "id": "e"}});
     let r = reader()
         .read_bundle(&bundle(vec![patient(), cond, enc]), &lenient())
         .unwrap();
     assert_eq!(r.ignored, 2);
     assert!(r.profile.facts.is_empty());
+    // E7: the active condition that matched nothing is listed; the Encounter is only counted.
+    assert_eq!(r.unrecognized.len(), 1);
+    assert_eq!(r.unrecognized[0].resource, "Condition/c");
+    assert_eq!(r.unrecognized[0].text, "Diabetes mellitus type 2");
+    assert_eq!(r.unrecognized[0].codes, ["http://snomed.info/sct|44054006"]);
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
 }
 
 #[test]
@@ -329,7 +335,7 @@ fn intrathecal_route_and_allergies_and_other_patients() {
     assert!(
         r.warnings
             .iter()
-            .any(|w| w.message.contains("Patient/other"))
+            .any(|w| w.message == "1 Condition record of another patient; skipped")
     );
 }
 

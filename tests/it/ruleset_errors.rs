@@ -86,8 +86,8 @@ text = "Pregnancy: only"#,
             "3\"",
         ),
         (
-            r#"when = "egfr < 25 or renal-impairment""#,
-            r#"when = "egfr = focal or renal-impairment""#,
+            r#"when = "imprecise(egfr) and egfr < 25""#,
+            r#"when = "imprecise(egfr) and egfr = focal""#,
             "focal",
         ),
         (

@@ -35,5 +35,5 @@ pub use ladder::{
     Code, EdgeKind, Ladder, LadderBuilder, LadderError, Step, StepId, StepKind, Transition,
 };
 pub use outcome::{Outcome, OutcomeSet};
-pub use profile::{Date, FactValue, Profile, Sex, StepRecord};
+pub use profile::{Date, FactValue, Interval, Profile, Sex, StepRecord};
 pub use status::Status;

@@ -80,8 +80,132 @@ pub enum FactValue {
     Number(f64),
     /// A code from an enumerated set (`focal`, `positive`).
     Code(String),
+    /// A number known only to lie in an interval (a laboratory value reported as `<60` or
+    /// `>90`). A threshold test over it is true or false when the interval decides it, and
+    /// unknown otherwise.
+    Interval(Interval),
     /// Recorded as unknown.
     Unknown,
+}
+
+/// The interval a number is known to lie in: any of its four bounds may be set.
+///
+/// In JSON: `{"lt": 60}`, `{"ge": 90}`, `{"gt": 15, "le": 29}`.
+///
+/// ```
+/// use pathway_core::{FactValue, Interval};
+/// let v: FactValue = serde_json::from_str(r#"{"lt": 60}"#).unwrap();
+/// let FactValue::Interval(i) = &v else { panic!() };
+/// assert_eq!(i.decides_lt(60.0), Some(true));
+/// assert_eq!(i.decides_lt(25.0), None);
+/// assert_eq!(v.to_string(), "<60");
+/// ```
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interval {
+    /// Greater than.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gt: Option<f64>,
+    /// Greater than or equal to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ge: Option<f64>,
+    /// Less than.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lt: Option<f64>,
+    /// Less than or equal to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub le: Option<f64>,
+}
+
+impl Interval {
+    /// The lower bound and whether it is excluded (`> x`), if any.
+    pub fn low(&self) -> Option<(f64, bool)> {
+        match (self.gt, self.ge) {
+            (Some(g), Some(e)) if e > g => Some((e, false)),
+            (Some(g), _) => Some((g, true)),
+            (None, Some(e)) => Some((e, false)),
+            (None, None) => None,
+        }
+    }
+
+    /// The upper bound and whether it is excluded (`< x`), if any.
+    pub fn high(&self) -> Option<(f64, bool)> {
+        match (self.lt, self.le) {
+            (Some(l), Some(e)) if e < l => Some((e, false)),
+            (Some(l), _) => Some((l, true)),
+            (None, Some(e)) => Some((e, false)),
+            (None, None) => None,
+        }
+    }
+
+    /// Whether every number of the interval is below `k` (`Some(true)`), none is
+    /// (`Some(false)`), or some are and some are not (`None`).
+    pub fn decides_lt(&self, k: f64) -> Option<bool> {
+        if self
+            .high()
+            .is_some_and(|(h, open)| h < k || (open && h == k))
+        {
+            return Some(true);
+        }
+        if self.low().is_some_and(|(l, _)| l >= k) {
+            return Some(false);
+        }
+        None
+    }
+
+    /// As [`Interval::decides_lt`], for `<= k`.
+    pub fn decides_le(&self, k: f64) -> Option<bool> {
+        if self.high().is_some_and(|(h, _)| h <= k) {
+            return Some(true);
+        }
+        if self
+            .low()
+            .is_some_and(|(l, open)| l > k || (open && l == k))
+        {
+            return Some(false);
+        }
+        None
+    }
+
+    /// As [`Interval::decides_lt`], for `== k`.
+    pub fn decides_eq(&self, k: f64) -> Option<bool> {
+        let below = self.decides_lt(k) == Some(true);
+        let above = self.decides_le(k) == Some(false);
+        if below || above {
+            return Some(false);
+        }
+        let point = self.low() == Some((k, false)) && self.high() == Some((k, false));
+        point.then_some(true)
+    }
+
+    /// Whether no bound is set, a bound is not finite, or the bounds leave no number.
+    pub fn is_empty_or_unbounded(&self) -> bool {
+        let bounds = [self.gt, self.ge, self.lt, self.le];
+        if bounds.iter().flatten().any(|b| !b.is_finite()) || bounds.iter().all(Option::is_none) {
+            return true;
+        }
+        match (self.low(), self.high()) {
+            (Some((l, lo)), Some((h, ho))) => l > h || (l == h && (lo || ho)),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Interval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let low = self
+            .low()
+            .map(|(l, open)| format!("{}{l}", if open { ">" } else { ">=" }));
+        let high = self
+            .high()
+            .map(|(h, open)| format!("{}{h}", if open { "<" } else { "<=" }));
+        match (low, high) {
+            (Some(l), Some(h)) => write!(f, "{l} and {h}"),
+            (Some(x), None) | (None, Some(x)) => f.write_str(&x),
+            (None, None) => f.write_str("any"),
+        }
+    }
 }
 
 impl fmt::Display for FactValue {
@@ -90,6 +214,7 @@ impl fmt::Display for FactValue {
             FactValue::Bool(b) => write!(f, "{b}"),
             FactValue::Number(n) => write!(f, "{n}"),
             FactValue::Code(c) => f.write_str(c),
+            FactValue::Interval(i) => write!(f, "{i}"),
             FactValue::Unknown => f.write_str("unknown"),
         }
     }
@@ -196,6 +321,11 @@ pub struct Profile {
     /// Current medication classes (`opioid`, `cns-depressant`, ...).
     #[serde(default)]
     pub medications: BTreeSet<String>,
+    /// Medication classes that may be current but cannot be told for certain (a medication
+    /// record whose status is `unknown`): unknown, never absent. A class in both lists is
+    /// current.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub unknown_medications: BTreeSet<String>,
     /// Steps whose drug the person is hypersensitive to.
     #[serde(default)]
     pub hypersensitivities: BTreeSet<StepId>,
@@ -218,6 +348,7 @@ impl Profile {
             sex: Sex::Unknown,
             facts: BTreeMap::new(),
             medications: BTreeSet::new(),
+            unknown_medications: BTreeSet::new(),
             hypersensitivities: BTreeSet::new(),
             steps: BTreeMap::new(),
             provenance: BTreeMap::new(),
@@ -242,6 +373,19 @@ impl Profile {
     #[must_use]
     pub fn with_medication(mut self, class: &str) -> Profile {
         self.medications.insert(class.to_owned());
+        self
+    }
+
+    /// Records a medication class that may be current (unknown).
+    ///
+    /// ```
+    /// use pathway_core::{Date, Profile};
+    /// let p = Profile::new(Date::constant(2026, 11, 22), 45).with_unknown_medication("opioid");
+    /// assert!(p.unknown_medications.contains("opioid"));
+    /// ```
+    #[must_use]
+    pub fn with_unknown_medication(mut self, class: &str) -> Profile {
+        self.unknown_medications.insert(class.to_owned());
         self
     }
 
@@ -289,6 +433,54 @@ mod tests {
     #[test]
     fn bad_date_is_rejected() {
         assert!(serde_json::from_str::<Profile>(r#"{"date":"2026-13-01","age":30}"#).is_err());
+    }
+
+    #[test]
+    fn intervals_decide_thresholds_only_when_they_can() {
+        let lt60 = Interval {
+            lt: Some(60.0),
+            ..Interval::default()
+        };
+        assert_eq!(lt60.decides_lt(60.0), Some(true));
+        assert_eq!(lt60.decides_lt(61.0), Some(true));
+        assert_eq!(lt60.decides_lt(25.0), None);
+        assert_eq!(lt60.decides_le(59.0), None);
+        assert_eq!(lt60.decides_le(60.0), Some(true));
+        let gt90 = Interval {
+            gt: Some(90.0),
+            ..Interval::default()
+        };
+        assert_eq!(gt90.decides_lt(60.0), Some(false));
+        assert_eq!(gt90.decides_lt(90.0), Some(false));
+        assert_eq!(gt90.decides_lt(91.0), None);
+        assert_eq!(gt90.decides_le(90.0), Some(false));
+        let ge60 = Interval {
+            ge: Some(60.0),
+            ..Interval::default()
+        };
+        assert_eq!(ge60.decides_lt(60.0), Some(false));
+        assert_eq!(ge60.decides_le(60.0), None);
+        assert_eq!(ge60.decides_eq(59.0), Some(false));
+        assert_eq!(ge60.decides_eq(60.0), None);
+        assert!(Interval::default().is_empty_or_unbounded());
+        assert!(
+            Interval {
+                gt: Some(5.0),
+                lt: Some(5.0),
+                ..Interval::default()
+            }
+            .is_empty_or_unbounded()
+        );
+        assert!(!lt60.is_empty_or_unbounded());
+        let v: FactValue = serde_json::from_str(r#"{"ge":90}"#).unwrap();
+        assert_eq!(
+            v,
+            FactValue::Interval(Interval {
+                ge: Some(90.0),
+                ..Interval::default()
+            })
+        );
+        assert_eq!(serde_json::to_string(&v).unwrap(), r#"{"ge":90.0}"#);
     }
 
     #[test]

@@ -78,6 +78,8 @@ pub(crate) struct Coding<'a> {
     pub system: Option<Text<'a>>,
     #[serde(borrow)]
     pub code: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub display: Option<Text<'a>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -86,6 +88,8 @@ pub(crate) struct CodeableConcept<'a> {
     /// large share of reading a Bundle.
     #[serde(default, borrow)]
     pub coding: SmallVec<[Coding<'a>; 1]>,
+    #[serde(borrow)]
+    pub text: Option<Text<'a>>,
 }
 
 impl CodeableConcept<'_> {
@@ -100,6 +104,19 @@ impl CodeableConcept<'_> {
     pub fn has_code(&self, code: &str) -> bool {
         self.coding.iter().any(|c| c.code.as_deref() == Some(code))
     }
+
+    /// Its text and every coding's display: what a name match reads.
+    pub fn words(&self) -> impl Iterator<Item = &str> {
+        self.text
+            .as_deref()
+            .into_iter()
+            .chain(self.coding.iter().filter_map(|c| c.display.as_deref()))
+    }
+
+    /// The text, else the first display, else empty: how a person would name it.
+    pub fn label(&self) -> &str {
+        self.words().next().unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -111,6 +128,8 @@ pub(crate) struct Reference<'a> {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct Quantity<'a> {
     pub value: Option<f64>,
+    #[serde(borrow)]
+    pub comparator: Option<Text<'a>>,
     #[serde(borrow)]
     pub unit: Option<Text<'a>>,
     #[serde(borrow)]
@@ -127,6 +146,16 @@ pub(crate) struct Period<'a> {
 pub(crate) struct Dosage<'a> {
     #[serde(borrow)]
     pub route: Option<CodeableConcept<'a>>,
+}
+
+/// One ingredient of a Medication.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct MedicationIngredient<'a> {
+    #[serde(borrow)]
+    pub item_codeable_concept: Option<CodeableConcept<'a>>,
+    #[serde(borrow)]
+    pub item_reference: Option<Reference<'a>>,
 }
 
 /// Declares the struct of one resource type: the fields given, after the two every resource
@@ -154,6 +183,9 @@ resource!(
         gender: Option<Text<'a>>,
         #[serde(borrow)]
         birth_date: Option<Text<'a>>,
+        deceased_boolean: Option<bool>,
+        #[serde(borrow)]
+        deceased_date_time: Option<Text<'a>>,
     }
 );
 
@@ -172,6 +204,15 @@ resource!(
         onset_date_time: Option<Text<'a>>,
         #[serde(borrow)]
         onset_period: Option<Period<'a>>,
+        #[serde(borrow)]
+        recorded_date: Option<Text<'a>>,
+        #[serde(borrow)]
+        abatement_date_time: Option<Text<'a>>,
+        #[serde(borrow)]
+        abatement_period: Option<Period<'a>>,
+        abatement_age: Option<IgnoredAny>,
+        abatement_range: Option<IgnoredAny>,
+        abatement_string: Option<IgnoredAny>,
     }
 );
 
@@ -186,6 +227,8 @@ resource!(
         code: Option<CodeableConcept<'a>>,
         #[serde(borrow)]
         patient: Option<Reference<'a>>,
+        #[serde(borrow)]
+        recorded_date: Option<Text<'a>>,
     }
 );
 
@@ -212,6 +255,9 @@ resource!(
         value_quantity: Option<Quantity<'a>>,
         #[serde(borrow)]
         value_codeable_concept: Option<CodeableConcept<'a>>,
+        #[serde(borrow)]
+        value_string: Option<Text<'a>>,
+        data_absent_reason: Option<IgnoredAny>,
     }
 );
 
@@ -228,6 +274,59 @@ resource!(
         medication_reference: Option<Reference<'a>>,
         #[serde(default, borrow)]
         dosage: Vec<Dosage<'a>>,
+        #[serde(borrow)]
+        effective_date_time: Option<Text<'a>>,
+        #[serde(borrow)]
+        effective_period: Option<Period<'a>>,
+        #[serde(borrow)]
+        date_asserted: Option<Text<'a>>,
+        #[serde(default, borrow)]
+        contained: Vec<&'a RawValue>,
+    }
+);
+
+resource!(
+    /// What Pathway reads from a MedicationRequest.
+    MedicationRequest {
+        #[serde(borrow)]
+        status: Option<Text<'a>>,
+        #[serde(borrow)]
+        intent: Option<Text<'a>>,
+        do_not_perform: Option<bool>,
+        #[serde(borrow)]
+        subject: Option<Reference<'a>>,
+        #[serde(borrow)]
+        medication_codeable_concept: Option<CodeableConcept<'a>>,
+        #[serde(borrow)]
+        medication_reference: Option<Reference<'a>>,
+        #[serde(default, borrow)]
+        dosage_instruction: Vec<Dosage<'a>>,
+        #[serde(borrow)]
+        authored_on: Option<Text<'a>>,
+        #[serde(default, borrow)]
+        contained: Vec<&'a RawValue>,
+    }
+);
+
+resource!(
+    /// What Pathway reads from a MedicationAdministration.
+    MedicationAdministration {
+        #[serde(borrow)]
+        status: Option<Text<'a>>,
+        #[serde(borrow)]
+        subject: Option<Reference<'a>>,
+        #[serde(borrow)]
+        medication_codeable_concept: Option<CodeableConcept<'a>>,
+        #[serde(borrow)]
+        medication_reference: Option<Reference<'a>>,
+        #[serde(borrow)]
+        dosage: Option<Dosage<'a>>,
+        #[serde(borrow)]
+        effective_date_time: Option<Text<'a>>,
+        #[serde(borrow)]
+        effective_period: Option<Period<'a>>,
+        #[serde(default, borrow)]
+        contained: Vec<&'a RawValue>,
     }
 );
 
@@ -242,6 +341,10 @@ resource!(
         code: Option<CodeableConcept<'a>>,
         #[serde(default, borrow)]
         used_code: Vec<CodeableConcept<'a>>,
+        #[serde(borrow)]
+        performed_date_time: Option<Text<'a>>,
+        #[serde(borrow)]
+        performed_period: Option<Period<'a>>,
     }
 );
 
@@ -250,8 +353,24 @@ resource!(
     Medication {
         #[serde(borrow)]
         code: Option<CodeableConcept<'a>>,
+        #[serde(default, borrow)]
+        ingredient: Vec<MedicationIngredient<'a>>,
     }
 );
+
+/// A `contained` resource, read only when it is a Medication a record references.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ContainedMedication<'a> {
+    #[serde(borrow)]
+    pub resource_type: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub code: Option<CodeableConcept<'a>>,
+    #[serde(default, borrow)]
+    pub ingredient: Vec<MedicationIngredient<'a>>,
+}
 
 resource!(
     /// A resource of a type Pathway does not read: only named and counted.
@@ -268,6 +387,8 @@ pub(crate) enum Resource<'a> {
     AllergyIntolerance(Box<AllergyIntolerance<'a>>),
     Observation(Box<Observation<'a>>),
     MedicationStatement(Box<MedicationStatement<'a>>),
+    MedicationRequest(Box<MedicationRequest<'a>>),
+    MedicationAdministration(Box<MedicationAdministration<'a>>),
     Procedure(Box<Procedure<'a>>),
     Medication(Box<Medication<'a>>),
     /// Any other type, with its name.
@@ -283,6 +404,8 @@ macro_rules! each {
             Resource::AllergyIntolerance($x) => $f,
             Resource::Observation($x) => $f,
             Resource::MedicationStatement($x) => $f,
+            Resource::MedicationRequest($x) => $f,
+            Resource::MedicationAdministration($x) => $f,
             Resource::Procedure($x) => $f,
             Resource::Medication($x) => $f,
             Resource::Unread(_, $x) => $f,
@@ -299,6 +422,8 @@ impl<'a> Resource<'a> {
             Resource::AllergyIntolerance(_) => "AllergyIntolerance",
             Resource::Observation(_) => "Observation",
             Resource::MedicationStatement(_) => "MedicationStatement",
+            Resource::MedicationRequest(_) => "MedicationRequest",
+            Resource::MedicationAdministration(_) => "MedicationAdministration",
             Resource::Procedure(_) => "Procedure",
             Resource::Medication(_) => "Medication",
             Resource::Unread(kind, _) => kind,
@@ -335,6 +460,10 @@ impl<'a> Resource<'a> {
             "AllergyIntolerance" => Resource::AllergyIntolerance(Deserialize::deserialize(d)?),
             "Observation" => Resource::Observation(Deserialize::deserialize(d)?),
             "MedicationStatement" => Resource::MedicationStatement(Deserialize::deserialize(d)?),
+            "MedicationRequest" => Resource::MedicationRequest(Deserialize::deserialize(d)?),
+            "MedicationAdministration" => {
+                Resource::MedicationAdministration(Deserialize::deserialize(d)?)
+            }
             "Procedure" => Resource::Procedure(Deserialize::deserialize(d)?),
             "Medication" => Resource::Medication(Deserialize::deserialize(d)?),
             _ => Resource::Unread(kind, Deserialize::deserialize(d)?),
@@ -417,11 +546,13 @@ pub(crate) struct FastEntry<'a> {
 }
 
 /// The resource types Pathway reads.
-pub(crate) const READ_TYPES: [&str; 7] = [
+pub(crate) const READ_TYPES: [&str; 9] = [
     "Patient",
     "Condition",
     "Observation",
     "MedicationStatement",
+    "MedicationRequest",
+    "MedicationAdministration",
     "Procedure",
     "AllergyIntolerance",
     "Medication",

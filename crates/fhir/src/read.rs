@@ -6,15 +6,19 @@ use std::fmt;
 
 use jiff::Timestamp;
 use jiff::civil::Date;
+use pathway_core::Interval;
 use pathway_core::{FactValue, Outcome, Profile, Sex, StepId, StepRecord};
-use pathway_rules::{FactKind, RuleSet};
+use pathway_rules::{FactKind, Recommendation, RuleSet, Unrecognized};
 use serde::Serialize;
 use serde::de::DeserializeSeed;
 use serde_json::value::RawValue;
 use std::marker::PhantomData;
 
 use crate::model::{self, CodeableConcept, Reference, Text};
-use crate::valueset::{ConditionMap, FACT_SYSTEM, ObservationMap, VALUE_SYSTEM, ValueSets};
+use crate::valueset::{
+    ConditionMap, FACT_SYSTEM, MeasurementMap, ObservationMap, VALUE_SYSTEM, ValueSets, has_words,
+    unit_key,
+};
 
 /// How to read a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,8 +145,37 @@ pub struct Reading {
     pub patient: String,
     /// Resources skipped or facts made unknown, and why.
     pub warnings: Vec<Warning>,
-    /// Resources whose codes matched nothing Pathway reads (ignored and counted).
+    /// Resources whose codes matched nothing Pathway reads, or of types it does not read
+    /// (ignored and counted).
     pub ignored: usize,
+    /// Current medications, active conditions and allergies that matched nothing the value
+    /// sets list (clinical spec 3.6 E7): their interactions were not checked.
+    pub unrecognized: Vec<Unrecognized>,
+}
+
+impl Reading {
+    /// Puts what the reading noticed (warnings and unrecognised records) on a
+    /// recommendation, where every output format shows it.
+    ///
+    /// ```
+    /// use pathway_core::Date;
+    /// use pathway_fhir::{ReadOptions, Reader, ValueSets};
+    /// use pathway_rules::RuleSet;
+    /// let rs = RuleSet::ms_spasticity().unwrap();
+    /// let reader = Reader::new(&rs, ValueSets::ms_spasticity(&rs).unwrap());
+    /// let bundle = br#"{"resourceType":"Bundle","entry":[
+    ///   {"fullUrl":"urn:uuid:p","resource":{"resourceType":"Patient","id":"p","birthDate":"1980"}},
+    ///   {"resource":{"resourceType":"MedicationRequest","id":"m","status":"active","intent":"order",
+    ///     "medicationCodeableConcept":{"text":"Sertraline 50 mg tablet"},"subject":{"reference":"urn:uuid:p"}}}]}"#;
+    /// let reading = reader.read_bundle(bundle, &ReadOptions::strict(Date::constant(2026, 11, 22))).unwrap();
+    /// let mut rec = rs.evaluate(&reading.profile).unwrap();
+    /// reading.annotate(&mut rec);
+    /// assert_eq!(rec.unrecognized[0].text, "Sertraline 50 mg tablet");
+    /// ```
+    pub fn annotate(&self, rec: &mut Recommendation) {
+        rec.warnings = self.warnings.iter().map(ToString::to_string).collect();
+        rec.unrecognized.clone_from(&self.unrecognized);
+    }
 }
 
 /// One resource of the record, before it is typed.
@@ -279,6 +312,9 @@ fn status_is(cc: Option<&CodeableConcept>, codes: &[&str]) -> bool {
     cc.is_some_and(|c| codes.iter().any(|x| c.has_code(x)))
 }
 
+/// The fact a deceased Patient sets, where the rule set has it (E6).
+const DECEASED: &str = "deceased";
+
 /// An observed value of a fact.
 struct Observed<'m> {
     at: Option<Timestamp>,
@@ -293,7 +329,8 @@ struct StepRec<'m> {
     step: StepId,
     current: bool,
     declined: bool,
-    from: &'m str,
+    /// The record, marked when its drug was matched by name.
+    from: Cow<'m, str>,
 }
 
 impl StepRec<'_> {
@@ -486,14 +523,14 @@ impl<'r> Reader<'r> {
             records: Vec::new(),
             outcomes: Vec::new(),
             medications: HashMap::new(),
+            unrecognized: Vec::new(),
+            no_patient: BTreeMap::new(),
         };
         m.patient(&resources)?;
         for r in &resources {
-            if let model::Resource::Medication(med) = &r.res
-                && let Some(code) = &med.code
-            {
+            if let model::Resource::Medication(med) = &r.res {
                 for a in r.aliases().into_iter().flatten() {
-                    m.medications.insert(a, code);
+                    m.medications.insert(a, med);
                 }
             }
         }
@@ -503,6 +540,8 @@ impl<'r> Reader<'r> {
                 R::Condition(c) => m.condition(r, c),
                 R::Observation(o) => m.observation(r, o),
                 R::MedicationStatement(ms) => m.medication_statement(r, ms),
+                R::MedicationRequest(mr) => m.medication_request(r, mr),
+                R::MedicationAdministration(ma) => m.medication_administration(r, ma),
                 R::Procedure(p) => m.procedure(r, p),
                 R::AllergyIntolerance(a) => m.allergy(r, a),
                 R::Patient(_) | R::Medication(_) => {}
@@ -598,7 +637,7 @@ struct Mapper<'m, 'r, 'a> {
     facts: Vec<(&'m str, FactValue)>,
     /// Where each fact came from, as `(key, resource)` in the order found; grouped by key
     /// at the end (a map insert per pair was the single largest cost of mapping).
-    provenance: Vec<(Cow<'m, str>, &'m str)>,
+    provenance: Vec<(Cow<'m, str>, Cow<'m, str>)>,
     /// How references to the Patient may spell it (`fullUrl`, `Patient/id`).
     patient_refs: [Option<&'m str>; 2],
     /// Observations of facts, in record order; grouped by fact at the end.
@@ -607,7 +646,12 @@ struct Mapper<'m, 'r, 'a> {
     conditional: Vec<(&'m str, &'m str)>,
     records: Vec<StepRec<'m>>,
     outcomes: Vec<OutcomeObs<'m>>,
-    medications: HashMap<&'m str, &'m CodeableConcept<'a>>,
+    /// Medication resources by the strings a reference may use.
+    medications: HashMap<&'m str, &'m model::Medication<'a>>,
+    /// Records that matched nothing (E7).
+    unrecognized: Vec<Unrecognized>,
+    /// Per resource type, how many records named another patient or none (E6).
+    no_patient: BTreeMap<&'static str, usize>,
 }
 
 impl<'m, 'a> Mapper<'m, '_, 'a> {
@@ -619,8 +663,8 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
         });
     }
 
-    fn provenance(&mut self, key: impl Into<Cow<'m, str>>, from: &'m str) {
-        self.provenance.push((key.into(), from));
+    fn provenance(&mut self, key: impl Into<Cow<'m, str>>, from: impl Into<Cow<'m, str>>) {
+        self.provenance.push((key.into(), from.into()));
     }
 
     /// The value a fact has been given so far.
@@ -636,7 +680,12 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
     }
 
     /// Whether a subject reference points at the patient; warns and says no otherwise.
-    fn belongs(&mut self, r: &Res<'_>, subject: Option<&Reference<'_>>) -> bool {
+    fn belongs(
+        &mut self,
+        r: &Res<'_>,
+        subject: Option<&Reference<'_>>,
+        kind: &'static str,
+    ) -> bool {
         let Some(reference) = subject.and_then(|s| s.reference.as_deref()) else {
             return true;
         };
@@ -648,10 +697,8 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
                         .is_some_and(|base| base.ends_with('/')))
         });
         if !ok {
-            self.warn(
-                r,
-                format!("belongs to {reference}, not to this patient; skipped"),
-            );
+            let _ = r;
+            self.not_this_patient(kind);
         }
         ok
     }
@@ -693,8 +740,31 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
             Some("other") => Sex::Other,
             _ => Sex::Unknown,
         };
-        self.provenance("age", &p.label);
-        self.provenance("sex", &p.label);
+        self.provenance("age", &*p.label);
+        self.provenance("sex", &*p.label);
+        // E6: a deceased patient: the rule set decides what it means (R1).
+        let died = patient.deceased_boolean == Some(true)
+            || patient
+                .deceased_date_time
+                .as_deref()
+                .and_then(date)
+                .is_some_and(|d| d <= self.opts.date);
+        if self.reader.rs.fact(DECEASED).is_some() {
+            if died {
+                self.set_true(DECEASED, &p.label);
+            } else if patient.deceased_boolean == Some(false) {
+                self.set_fact(DECEASED, FactValue::Bool(false));
+            }
+        } else if died {
+            self.warnings.push(Warning {
+                entry: Some(p.index),
+                resource: Some(p.name()),
+                message: format!(
+                    "the patient has died, but rule set {} has no `{DECEASED}` fact to say so",
+                    self.reader.rs.stamp().id
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -703,18 +773,88 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
         self.provenance(fact, from);
     }
 
+    /// Whether a record's clinical time is after the evaluation date (E8): such a record is
+    /// not read, so that an evaluation is a view of the record as it stood on that date.
+    fn after_date(&self, times: &[Option<&str>]) -> bool {
+        times
+            .iter()
+            .flatten()
+            .next()
+            .and_then(|t| date(t))
+            .is_some_and(|d| d > self.opts.date)
+    }
+
+    /// Notes a resource of a read type that belongs to no patient or another one: counted per
+    /// type and reported once per type at the end (E6), not once per record.
+    fn not_this_patient(&mut self, kind: &'static str) {
+        *self.no_patient.entry(kind).or_default() += 1;
+    }
+
+    fn unrecognized(&mut self, r: &Res<'_>, kind: &str, cc: Option<&CodeableConcept<'_>>) {
+        let codes = cc
+            .map(|c| c.codes().map(|(s, c)| format!("{s}|{c}")).collect())
+            .unwrap_or_default();
+        self.unrecognized.push(Unrecognized {
+            resource: r.name(),
+            kind: kind.to_owned(),
+            text: cc.map(|c| c.label().to_owned()).unwrap_or_default(),
+            codes,
+        });
+    }
+
+    /// Sets a fact unknown unless a record already made it true.
+    fn set_unknown(&mut self, fact: &'m str, from: impl Into<Cow<'m, str>>) {
+        if self.fact(fact) != Some(&FactValue::Bool(true)) {
+            self.set_fact(fact, FactValue::Unknown);
+        }
+        self.provenance(fact, from);
+    }
+
     fn condition(&mut self, r: &'m Res<'a>, c: &model::Condition<'_>) {
-        if !self.belongs(r, c.subject.as_ref()) {
+        if !self.belongs(r, c.subject.as_ref(), "Condition") {
             return;
         }
-        if !status_is(c.clinical_status.as_ref(), &["active"])
-            || status_is(
-                c.verification_status.as_ref(),
-                &["refuted", "entered-in-error"],
-            )
-        {
+        if status_is(
+            c.verification_status.as_ref(),
+            &["refuted", "entered-in-error"],
+        ) {
             return;
         }
+        let onset = c
+            .onset_date_time
+            .as_deref()
+            .or(c.onset_period.as_ref().and_then(|p| p.start.as_deref()));
+        if self.after_date(&[onset, c.recorded_date.as_deref()]) {
+            return;
+        }
+        // E3: active, recurrence and relapse are active; so is an absent clinicalStatus (an
+        // encounter diagnosis) with no abatement. An abatement on or before the date ends it.
+        let abated_on = c
+            .abatement_date_time
+            .as_deref()
+            .or(c.abatement_period.as_ref().and_then(|p| p.start.as_deref()));
+        let abated_undated = c.abatement_age.is_some()
+            || c.abatement_range.is_some()
+            || c.abatement_string.is_some();
+        let abated = abated_on
+            .and_then(date)
+            .is_some_and(|d| d <= self.opts.date);
+        let active = match &c.clinical_status {
+            Some(cs) => {
+                ["active", "recurrence", "relapse"]
+                    .iter()
+                    .any(|x| cs.has_code(x))
+                    && !abated
+            }
+            None => abated_on.is_none() && !abated_undated,
+        };
+        if !active {
+            return;
+        }
+        let possible = status_is(
+            c.verification_status.as_ref(),
+            &["provisional", "differential", "unconfirmed"],
+        );
         let from: &'m str = &r.label;
         let reader = self.reader;
         let mut matched: Vec<&ConditionMap> = Vec::new();
@@ -724,14 +864,41 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
             }
         }
         if matched.is_empty() {
-            self.ignored += 1;
+            // E3.2: a keyword makes the fact possible (unknown), never true.
+            let words = self.keywords(c.code.as_ref());
+            if words.is_empty() {
+                self.ignored += 1;
+                self.unrecognized(r, "condition", c.code.as_ref());
+                return;
+            }
+            for (fact, word) in words {
+                let label = c.code.as_ref().map_or("", |cc| cc.label());
+                let coded = c
+                    .code
+                    .as_ref()
+                    .and_then(|cc| cc.codes().next())
+                    .map(|(s, k)| format!(" ({} {k})", system_name(s)))
+                    .unwrap_or_default();
+                self.set_unknown(fact, format!("{from} (by name: \"{word}\")"));
+                self.warn(
+                    r,
+                    format!("confirm: '{label}'{coded} may be {fact} (the word \"{word}\"); `{fact}` is unknown"),
+                );
+            }
             return;
         }
-        let onset = c
-            .onset_date_time
-            .as_deref()
-            .or(c.onset_period.as_ref().and_then(|p| p.start.as_deref()));
         for m in matched {
+            if possible {
+                self.set_unknown(&m.fact, from);
+                self.warn(
+                    r,
+                    format!(
+                        "not confirmed (provisional, differential or unconfirmed): `{}` is unknown",
+                        m.fact
+                    ),
+                );
+                continue;
+            }
             if m.unless_observed {
                 self.conditional.push((&m.fact, from));
                 continue;
@@ -748,8 +915,7 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
                     None => {
                         // C16: no onset date, so it may be recent: unknown, never false.
                         if self.fact(&m.fact) != Some(&FactValue::Bool(true)) {
-                            self.set_fact(&m.fact, FactValue::Unknown);
-                            self.provenance(m.fact.as_str(), from);
+                            self.set_unknown(&m.fact, from);
                             self.warn(r, format!("no onset date: `{}` is unknown", m.fact));
                         }
                     }
@@ -758,8 +924,23 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
         }
     }
 
+    /// The condition facts whose keywords a concept's text or displays have, with the word.
+    fn keywords(&self, cc: Option<&CodeableConcept<'_>>) -> Vec<(&'m str, &'m str)> {
+        let vs: &'m ValueSets = &self.reader.vs;
+        let Some(cc) = cc else { return Vec::new() };
+        let mut out: Vec<(&'m str, &'m str)> = Vec::new();
+        for text in cc.words() {
+            for (word, fact) in &vs.keywords {
+                if !out.iter().any(|(f, _)| *f == fact.as_str()) && has_words(text, word) {
+                    out.push((fact.as_str(), word.as_str()));
+                }
+            }
+        }
+        out
+    }
+
     fn observation(&mut self, r: &'m Res<'a>, o: &'m model::Observation<'a>) {
-        if !self.belongs(r, o.subject.as_ref()) {
+        if !self.belongs(r, o.subject.as_ref(), "Observation") {
             return;
         }
         if !matches!(o.status.as_deref(), Some("final" | "amended" | "corrected")) {
@@ -769,12 +950,15 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
             self.ignored += 1;
             return;
         };
-        let at = o
+        let effective = o
             .effective_date_time
             .as_deref()
             .or(o.effective_instant.as_deref())
-            .or(o.effective_period.as_ref().and_then(|p| p.start.as_deref()))
-            .and_then(instant);
+            .or(o.effective_period.as_ref().and_then(|p| p.start.as_deref()));
+        if self.after_date(&[effective]) {
+            return;
+        }
+        let at = effective.and_then(instant);
         if code
             .codes()
             .any(|(s, c)| s == FACT_SYSTEM && c == "outcome")
@@ -809,6 +993,13 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
             return;
         }
         let reader = self.reader;
+        if let Some(m) = code
+            .codes()
+            .find_map(|(s, c)| reader.vs.measurements.get(s, c))
+        {
+            self.measurement(r, m, o, at);
+            return;
+        }
         let map: Option<&ObservationMap> = code
             .codes()
             .find_map(|(s, c)| reader.vs.observations.get(s, c));
@@ -816,74 +1007,198 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
             self.ignored += 1;
             return;
         };
+        if let (Some(days), Some(at)) = (map.valid_days, at) {
+            let oldest = self.opts.date - jiff::Span::new().days(i64::from(days));
+            if at < start_of(oldest) {
+                self.warn(
+                    r,
+                    format!("`{}` recorded more than {days} days before the evaluation date; not counted", map.fact),
+                );
+                return;
+            }
+        }
         match self.value(map, o) {
-            Ok(value) => self.observed.push((
-                &map.fact,
-                Observed {
-                    at,
-                    value,
-                    from: &r.label,
-                },
-            )),
-            Err(why) => self.warn(r, format!("`{}`: {why}; skipped", map.fact)),
+            Ok((value, note)) => {
+                if let Some(note) = note {
+                    self.warn(r, note);
+                }
+                self.observed.push((
+                    &map.fact,
+                    Observed {
+                        at,
+                        value,
+                        from: &r.label,
+                    },
+                ));
+            }
+            Err(Unread::Skip(why)) => self.warn(r, format!("`{}`: {why}; skipped", map.fact)),
+            Err(Unread::Unknown(why)) => {
+                // E4: the fact is unknown as of this Observation; an older one is never used
+                // instead.
+                self.warn(
+                    r,
+                    format!(
+                        "`{}`: {why}; the fact is unknown as of this record",
+                        map.fact
+                    ),
+                );
+                self.observed.push((
+                    &map.fact,
+                    Observed {
+                        at,
+                        value: FactValue::Unknown,
+                        from: &r.label,
+                    },
+                ));
+            }
         }
     }
 
-    /// The fact value an Observation carries.
-    fn value(&self, map: &ObservationMap, o: &model::Observation<'_>) -> Result<FactValue, String> {
+    /// A measurement at or above its threshold, recent enough, makes its fact true (fever
+    /// from a body temperature, E4); below it, it says nothing.
+    fn measurement(
+        &mut self,
+        r: &'m Res<'a>,
+        m: &'m MeasurementMap,
+        o: &model::Observation<'_>,
+        at: Option<Timestamp>,
+    ) {
+        let Some(at) = at else {
+            self.warn(
+                r,
+                format!("`{}`: a measurement without a time; skipped", m.fact),
+            );
+            return;
+        };
+        let end = start_of(self.opts.date.tomorrow().unwrap_or(self.opts.date));
+        let window = jiff::SignedDuration::from_hours(i64::from(m.within_hours) + 24);
+        if end.duration_since(at) > window {
+            return;
+        }
+        let Some(q) = &o.value_quantity else {
+            return;
+        };
+        let (Some(v), Some(unit)) = (q.value, q.code.as_deref().or(q.unit.as_deref())) else {
+            return;
+        };
+        let unit = unit_key(unit);
+        let Some((threshold, _)) = m.at_least.iter().find(|(_, u)| *u == unit) else {
+            self.warn(
+                r,
+                format!("`{}`: unit `{unit}` not understood; skipped", m.fact),
+            );
+            return;
+        };
+        // A `<` comparator puts the value below what it says: it cannot reach the threshold.
+        let below = matches!(q.comparator.as_deref(), Some("<" | "<="));
+        if v >= *threshold && !below {
+            self.set_true(&m.fact, &r.label);
+        }
+    }
+
+    /// The fact value an Observation carries, with a note to pass on.
+    fn value(
+        &self,
+        map: &ObservationMap,
+        o: &model::Observation<'_>,
+    ) -> Result<(FactValue, Option<String>), Unread> {
+        if o.data_absent_reason.is_some() {
+            return Err(Unread::Unknown(
+                "a dataAbsentReason instead of a value".into(),
+            ));
+        }
         if let Some(cc) = &o.value_codeable_concept {
             for (s, c) in cc.codes() {
                 if let Some(v) = map.answers.get(s, c) {
-                    return Ok(v.clone());
+                    return Ok((v.clone(), None));
                 }
             }
             if let FactKind::Code { values, .. } = &map.kind {
                 for (s, c) in cc.codes() {
                     if s == VALUE_SYSTEM && values.iter().any(|v| v == c) {
-                        return Ok(FactValue::Code(c.to_owned()));
+                        return Ok((FactValue::Code(c.to_owned()), None));
                     }
                 }
-                return Err(format!("value is not one of {}", values.join(", ")));
+                return Err(Unread::Unknown(format!(
+                    "coded value is not one of {}",
+                    values.join(", ")
+                )));
             }
-            return Err("coded value not understood".into());
+            return Err(Unread::Unknown(format!(
+                "coded value `{}` is not one of the answers the value sets list",
+                cc.codes()
+                    .map(|(s, c)| format!("{s}|{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
         }
-        let number = match (o.value_integer, &o.value_quantity) {
-            (Some(i), _) => Some(i as f64),
-            (None, Some(q)) => {
+        let mut note = None;
+        let number = match (o.value_integer, &o.value_quantity, &o.value_string) {
+            (Some(i), _, _) => Some(Num::Exact(i as f64)),
+            (None, Some(q), _) => {
                 let unit = q.code.as_deref().or(q.unit.as_deref());
-                if !map.units.is_empty() && !unit.is_some_and(|u| map.units.iter().any(|x| x == u))
-                {
-                    return Err(format!(
-                        "unit `{}` is not one of {}",
-                        unit.unwrap_or("(none)"),
-                        map.units.join(", ")
-                    ));
+                if !map.units.is_empty() {
+                    let key = unit.map(unit_key);
+                    let exact = key.as_ref().is_some_and(|k| map.units.contains(k));
+                    let approx = key
+                        .as_ref()
+                        .is_some_and(|k| map.approximate_units.contains(k));
+                    if approx {
+                        note = Some(format!(
+                            "`{}` in `{}` (creatinine clearance) is read against the same thresholds",
+                            map.fact,
+                            unit.unwrap_or_default()
+                        ));
+                    } else if !exact {
+                        return Err(Unread::Skip(format!(
+                            "unit `{}` is not one the value sets list",
+                            unit.unwrap_or("(none)"),
+                        )));
+                    }
                 }
-                q.value
+                match (q.value, q.comparator.as_deref()) {
+                    (Some(v), None) => Some(Num::Exact(v)),
+                    (Some(v), Some(c)) => Some(Num::Interval(interval(c, v).ok_or_else(|| {
+                        Unread::Unknown(format!("comparator `{c}` not understood"))
+                    })?)),
+                    (None, _) => None,
+                }
             }
-            (None, None) => None,
+            (None, None, Some(text)) if matches!(map.kind, FactKind::Number { .. }) => {
+                Some(parse_number(text).ok_or_else(|| {
+                    Unread::Unknown(format!("value `{}` is not a number", &**text))
+                })?)
+            }
+            _ => None,
         };
-        match (&map.kind, o.value_boolean, number) {
-            (FactKind::Bool, Some(b), _) => Ok(FactValue::Bool(b)),
+        let value = match (&map.kind, o.value_boolean, number) {
+            (FactKind::Bool, Some(b), _) => FactValue::Bool(b),
             (
                 FactKind::Number {
                     min, max, integer, ..
                 },
                 None,
-                Some(n),
+                Some(Num::Exact(n)),
             ) => {
                 let out = min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m);
                 if out || !n.is_finite() || (*integer && n.fract() != 0.0) {
-                    Err(format!("value {n} is outside the fact's range"))
-                } else {
-                    Ok(FactValue::Number(n))
+                    return Err(Unread::Unknown(format!(
+                        "value {n} is outside the fact's range"
+                    )));
                 }
+                FactValue::Number(n)
             }
-            _ => Err(format!(
-                "no value of the fact's type ({})",
-                map.kind.describe()
-            )),
-        }
+            (FactKind::Number { integer: false, .. }, None, Some(Num::Interval(i))) => {
+                FactValue::Interval(i)
+            }
+            _ => {
+                return Err(Unread::Unknown(format!(
+                    "no value of the fact's type ({})",
+                    map.kind.describe()
+                )));
+            }
+        };
+        Ok((value, note))
     }
 
     /// The step a code (with dosage routes) names, if any.
@@ -894,71 +1209,360 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
     ) -> Option<StepId> {
         let vs = &self.reader.vs;
         let step = cc.codes().find_map(|(s, c)| vs.steps.get(s, c))?.clone();
-        for route in &vs.routes {
+        Some(self.by_route(step, routes))
+    }
+
+    /// The step a drug step becomes by its route (intrathecal baclofen), or itself.
+    fn by_route(&self, step: StepId, routes: &[&CodeableConcept<'_>]) -> StepId {
+        for route in &self.reader.vs.routes {
             if route.drug == step
                 && routes.iter().any(|r| {
                     r.codes()
                         .any(|(s, c)| route.routes.iter().any(|k| k.0 == s && k.1 == c))
                 })
             {
-                return Some(route.step.clone());
+                return route.step.clone();
             }
         }
-        Some(step)
+        step
+    }
+
+    /// The concepts that say which drug a medication record is (E2): its own concept, or the
+    /// Medication it references (in the Bundle or contained), with its ingredients.
+    fn drug_concepts(
+        &self,
+        concept: Option<&'m CodeableConcept<'a>>,
+        reference: Option<&Reference<'_>>,
+        contained: &[&'a RawValue],
+    ) -> Result<Vec<Concept<'m, 'a>>, String> {
+        let mut out = Vec::new();
+        if let Some(c) = concept {
+            out.push(Concept::Borrowed(c));
+            return Ok(out);
+        }
+        let Some(target) = reference.and_then(|x| x.reference.as_deref()) else {
+            return Ok(out);
+        };
+        self.resolve(target, contained, &mut out, 0)?;
+        Ok(out)
+    }
+
+    /// Adds the codes of the Medication a reference names, and of its ingredients.
+    fn resolve(
+        &self,
+        target: &str,
+        contained: &[&'a RawValue],
+        out: &mut Vec<Concept<'m, 'a>>,
+        depth: usize,
+    ) -> Result<(), String> {
+        if depth > 3 {
+            return Ok(());
+        }
+        if let Some(id) = target.strip_prefix('#') {
+            for raw in contained {
+                let json: &'a str = raw.get();
+                let Ok(med) = serde_json::from_str::<model::ContainedMedication<'a>>(json) else {
+                    continue;
+                };
+                if med.resource_type.as_deref() != Some("Medication")
+                    || med.id.as_deref() != Some(id)
+                {
+                    continue;
+                }
+                if let Some(c) = med.code {
+                    out.push(Concept::Owned(c));
+                }
+                for i in med.ingredient {
+                    if let Some(t) = i
+                        .item_reference
+                        .as_ref()
+                        .and_then(|x| x.reference.as_deref())
+                    {
+                        self.resolve(t, contained, out, depth + 1)?;
+                    }
+                    if let Some(c) = i.item_codeable_concept {
+                        out.push(Concept::Owned(c));
+                    }
+                }
+                return Ok(());
+            }
+            return Err(format!(
+                "medicationReference `{target}` names no contained Medication"
+            ));
+        }
+        let Some(&med): Option<&&'m model::Medication<'a>> = self.medications.get(target) else {
+            return Err(format!(
+                "medicationReference `{target}` does not resolve to a Medication in the record"
+            ));
+        };
+        if let Some(c) = &med.code {
+            out.push(Concept::Borrowed(c));
+        }
+        for i in &med.ingredient {
+            if let Some(c) = &i.item_codeable_concept {
+                out.push(Concept::Borrowed(c));
+            }
+            if let Some(t) = i
+                .item_reference
+                .as_ref()
+                .and_then(|x| x.reference.as_deref())
+            {
+                self.resolve(t, contained, out, depth + 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Which steps and medication classes a drug's concepts name (E2): by code first, then by
+    /// name; `by_name` holds the words a name match found.
+    fn identify(&self, concepts: &[Concept<'_, '_>], routes: &[&CodeableConcept<'_>]) -> Drug<'m> {
+        let vs: &'m ValueSets = &self.reader.vs;
+        let mut d = Drug::default();
+        let add = |d: &mut Drug<'m>, ing: u16| {
+            if let Some(i) = vs.ingredients.get(usize::from(ing)) {
+                if let Some(s) = &i.step
+                    && !d.steps.contains(s)
+                {
+                    d.steps.push(s.clone());
+                }
+                for c in &i.classes {
+                    if !d.classes.contains(&c.as_str()) {
+                        d.classes.push(c.as_str());
+                    }
+                }
+                d.matched = true;
+            }
+        };
+        for c in concepts {
+            for (system, code) in c.get().codes() {
+                if let Some(s) = vs.steps.get(system, code) {
+                    if !d.steps.contains(s) {
+                        d.steps.push(s.clone());
+                    }
+                    d.matched = true;
+                }
+                if let Some(ings) = vs.drug_codes.get(system, code) {
+                    for &i in ings {
+                        add(&mut d, i);
+                    }
+                }
+            }
+        }
+        if !d.matched {
+            for c in concepts {
+                for text in c.get().words() {
+                    for (name, ing) in &vs.drug_names {
+                        if has_words(text, name) {
+                            add(&mut d, *ing);
+                            if !d.by_name.contains(&name.as_str()) {
+                                d.by_name.push(name.as_str());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // A drug step given by a route that makes it another step (intrathecal baclofen), or
+        // a product of that other step: the other step.
+        let steps = std::mem::take(&mut d.steps);
+        for s in steps {
+            let s = self.by_route(s, routes);
+            if !d.steps.contains(&s) {
+                d.steps.push(s);
+            }
+        }
+        let routed: Vec<StepId> = vs
+            .routes
+            .iter()
+            .filter(|r| d.steps.contains(&r.step))
+            .map(|r| r.drug.clone())
+            .collect();
+        d.steps.retain(|s| !routed.contains(s));
+        d
+    }
+
+    /// Reads one medication record of any of the three types (E1, E2).
+    fn medication(
+        &mut self,
+        r: &'m Res<'a>,
+        concepts: Result<Vec<Concept<'m, 'a>>, String>,
+        routes: &[&CodeableConcept<'_>],
+        state: MedState,
+    ) {
+        let concepts = match concepts {
+            Ok(c) => c,
+            Err(why) => {
+                self.warn(r, format!("{why}; skipped"));
+                return;
+            }
+        };
+        if state == MedState::Ignored {
+            return;
+        }
+        let drug = self.identify(&concepts, routes);
+        let from: Cow<'m, str> = if drug.by_name.is_empty() {
+            Cow::Borrowed(&r.label)
+        } else {
+            Cow::Owned(format!(
+                "{} (by name: \"{}\")",
+                r.label,
+                drug.by_name.join("\", \"")
+            ))
+        };
+        if !drug.matched {
+            self.ignored += 1;
+            if matches!(state, MedState::Current | MedState::Unknown) {
+                let first = concepts.first().map(Concept::get);
+                self.unrecognized(r, "medication", first);
+            }
+            return;
+        }
+        for step in &drug.steps {
+            match state {
+                MedState::Current | MedState::Past | MedState::Declined => {
+                    self.records.push(StepRec {
+                        aliases: r.aliases(),
+                        step: step.clone(),
+                        current: state == MedState::Current,
+                        declined: state == MedState::Declined,
+                        from: from.clone(),
+                    });
+                }
+                MedState::Unknown => self.warn(
+                    r,
+                    format!("status `unknown`: whether {step} is current cannot be told; not read as a step record"),
+                ),
+                MedState::Ignored => {}
+            }
+        }
+        for class in &drug.classes {
+            match state {
+                MedState::Current => {
+                    self.profile.medications.insert((*class).to_owned());
+                    self.provenance(format!("medication:{class}"), from.clone());
+                }
+                MedState::Unknown => {
+                    self.profile.unknown_medications.insert((*class).to_owned());
+                    self.provenance(format!("medication:{class}"), from.clone());
+                }
+                _ => {}
+            }
+        }
     }
 
     fn medication_statement(&mut self, r: &'m Res<'a>, ms: &'m model::MedicationStatement<'a>) {
-        if !self.belongs(r, ms.subject.as_ref()) {
+        if !self.belongs(r, ms.subject.as_ref(), "MedicationStatement") {
             return;
         }
-        let code = match (&ms.medication_codeable_concept, &ms.medication_reference) {
-            (Some(c), _) => Some(c),
-            (None, Some(reference)) => {
-                let found = reference
-                    .reference
-                    .as_deref()
-                    .and_then(|x| self.medications.get(x))
-                    .copied();
-                if found.is_none() {
-                    self.warn(r, "medicationReference does not resolve to a Medication in the record; skipped");
-                }
-                found
-            }
-            (None, None) => None,
-        };
-        let Some(code) = code else {
-            self.ignored += 1;
+        let effective = ms.effective_date_time.as_deref().or(ms
+            .effective_period
+            .as_ref()
+            .and_then(|p| p.start.as_deref()));
+        if self.after_date(&[effective, ms.date_asserted.as_deref()]) {
             return;
+        }
+        let state = match ms.status.as_deref().unwrap_or("") {
+            "active" | "intended" | "on-hold" => MedState::Current,
+            "completed" | "stopped" => MedState::Past,
+            "not-taken" => MedState::Declined,
+            "unknown" => MedState::Unknown,
+            "entered-in-error" => MedState::Ignored,
+            other => {
+                self.warn(
+                    r,
+                    format!("status `{other}` is not a current, past or declined record; skipped"),
+                );
+                return;
+            }
         };
-        let status = ms.status.as_deref().unwrap_or("");
         let routes: Vec<&CodeableConcept<'_>> =
             ms.dosage.iter().filter_map(|d| d.route.as_ref()).collect();
-        if let Some(step) = self.step_for(code, &routes) {
-            // Section 3.4: active = current; completed or stopped = past; not-taken = declined.
-            self.step_record(
-                r,
-                step,
-                status,
-                ("active", "not-taken", &["entered-in-error"]),
-            );
+        let concepts = self.drug_concepts(
+            ms.medication_codeable_concept.as_ref(),
+            ms.medication_reference.as_ref(),
+            &ms.contained,
+        );
+        self.medication(r, concepts, &routes, state);
+    }
+
+    fn medication_request(&mut self, r: &'m Res<'a>, mr: &'m model::MedicationRequest<'a>) {
+        if !self.belongs(r, mr.subject.as_ref(), "MedicationRequest") {
             return;
         }
-        let class = code
-            .codes()
-            .find_map(|(s, c)| self.reader.vs.medications.get(s, c))
-            .cloned();
-        match class {
-            Some(class) if status == "active" => {
-                self.profile.medications.insert(class.clone());
-                self.provenance(format!("medication:{class}"), &r.label);
-            }
-            Some(_) => {}
-            None => self.ignored += 1,
+        if self.after_date(&[mr.authored_on.as_deref()]) {
+            return;
         }
+        let proposal = matches!(mr.intent.as_deref(), Some("proposal" | "option"));
+        let state = match mr.status.as_deref().unwrap_or("") {
+            _ if proposal || mr.do_not_perform == Some(true) => MedState::Ignored,
+            "active" | "on-hold" => MedState::Current,
+            "completed" | "stopped" => MedState::Past,
+            "cancelled" | "draft" | "entered-in-error" | "unknown" => MedState::Ignored,
+            other => {
+                self.warn(
+                    r,
+                    format!("status `{other}` is not a current or past order; skipped"),
+                );
+                return;
+            }
+        };
+        let routes: Vec<&CodeableConcept<'_>> = mr
+            .dosage_instruction
+            .iter()
+            .filter_map(|d| d.route.as_ref())
+            .collect();
+        let concepts = self.drug_concepts(
+            mr.medication_codeable_concept.as_ref(),
+            mr.medication_reference.as_ref(),
+            &mr.contained,
+        );
+        self.medication(r, concepts, &routes, state);
+    }
+
+    fn medication_administration(
+        &mut self,
+        r: &'m Res<'a>,
+        ma: &'m model::MedicationAdministration<'a>,
+    ) {
+        if !self.belongs(r, ma.subject.as_ref(), "MedicationAdministration") {
+            return;
+        }
+        let effective = ma.effective_date_time.as_deref().or(ma
+            .effective_period
+            .as_ref()
+            .and_then(|p| p.start.as_deref()));
+        if self.after_date(&[effective]) {
+            return;
+        }
+        let state = match ma.status.as_deref().unwrap_or("") {
+            "in-progress" => MedState::Current,
+            "completed" | "stopped" => MedState::Past,
+            "not-done" => MedState::Declined,
+            "entered-in-error" | "unknown" => MedState::Ignored,
+            other => {
+                self.warn(r, format!("status `{other}` is not a current, past or declined administration; skipped"));
+                return;
+            }
+        };
+        let routes: Vec<&CodeableConcept<'_>> =
+            ma.dosage.iter().filter_map(|d| d.route.as_ref()).collect();
+        let concepts = self.drug_concepts(
+            ma.medication_codeable_concept.as_ref(),
+            ma.medication_reference.as_ref(),
+            &ma.contained,
+        );
+        self.medication(r, concepts, &routes, state);
     }
 
     fn procedure(&mut self, r: &'m Res<'a>, p: &model::Procedure<'_>) {
-        if !self.belongs(r, p.subject.as_ref()) {
+        if !self.belongs(r, p.subject.as_ref(), "Procedure") {
+            return;
+        }
+        let performed = p
+            .performed_date_time
+            .as_deref()
+            .or(p.performed_period.as_ref().and_then(|x| x.start.as_deref()));
+        if self.after_date(&[performed]) {
             return;
         }
         let step = p
@@ -971,34 +1575,11 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
             return;
         };
         // Section 3.4: in-progress = current; completed or stopped = past; not-done = declined.
-        let status = p.status.as_deref().unwrap_or("");
-        self.step_record(
-            r,
-            step,
-            status,
-            (
-                "in-progress",
-                "not-done",
-                &["entered-in-error", "preparation"],
-            ),
-        );
-    }
-
-    /// Records a step record from its status: `(current, declined, ignored)` name the
-    /// statuses that mean current and declined, and those that are not records at all;
-    /// completed, stopped and on-hold are past; anything else is skipped with a warning.
-    fn step_record(
-        &mut self,
-        r: &'m Res<'a>,
-        step: StepId,
-        status: &str,
-        (cur, dec, ignored): (&str, &str, &[&str]),
-    ) {
-        let (current, declined) = match status {
-            s if s == cur => (true, false),
-            s if s == dec => (false, true),
+        let (current, declined) = match p.status.as_deref().unwrap_or("") {
+            "in-progress" => (true, false),
+            "not-done" => (false, true),
             "completed" | "stopped" | "on-hold" => (false, false),
-            s if ignored.contains(&s) => return,
+            "entered-in-error" | "preparation" => return,
             other => {
                 self.warn(
                     r,
@@ -1012,15 +1593,18 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
             step,
             current,
             declined,
-            from: &r.label,
+            from: Cow::Borrowed(&r.label),
         });
     }
 
     fn allergy(&mut self, r: &'m Res<'a>, a: &model::AllergyIntolerance<'_>) {
-        if !self.belongs(r, a.patient.as_ref()) {
+        if !self.belongs(r, a.patient.as_ref(), "AllergyIntolerance") {
             return;
         }
-        // C2: counts when clinicalStatus is active or absent.
+        if self.after_date(&[a.recorded_date.as_deref()]) {
+            return;
+        }
+        // E5: counts when clinicalStatus is active or absent; unconfirmed counts too.
         let active = a
             .clinical_status
             .as_ref()
@@ -1034,17 +1618,48 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
             return;
         }
         let vs = &self.reader.vs;
-        let step = a.code.as_ref().and_then(|cc| {
-            cc.codes()
-                .find_map(|(s, c)| vs.allergens.get(s, c).or_else(|| vs.steps.get(s, c)))
-                .cloned()
-        });
-        match step {
-            Some(step) => {
-                self.provenance(format!("hypersensitivity:{step}"), &r.label);
-                self.profile.hypersensitivities.insert(step);
-            }
-            None => self.ignored += 1,
+        let Some(cc) = a.code.as_ref() else {
+            self.ignored += 1;
+            self.unrecognized(r, "allergy", None);
+            return;
+        };
+        if cc.codes().any(|(s, c)| vs.no_allergy.get(s, c).is_some()) {
+            return;
+        }
+        let mut steps: Vec<StepId> = cc
+            .codes()
+            .filter_map(|(s, c)| vs.allergens.get(s, c).or_else(|| vs.steps.get(s, c)))
+            .cloned()
+            .collect();
+        let drug = self.identify(&[Concept::Borrowed(cc)], &[]);
+        // An allergy to a drug is to it whatever the route: baclofen, not intrathecal baclofen.
+        for s in drug.steps {
+            let s = vs
+                .routes
+                .iter()
+                .find(|r| r.step == s)
+                .map_or(s, |r| r.drug.clone());
+            steps.push(s);
+        }
+        steps.sort();
+        steps.dedup();
+        if steps.is_empty() && !drug.matched {
+            self.ignored += 1;
+            self.unrecognized(r, "allergy", Some(cc));
+            return;
+        }
+        let from: Cow<'m, str> = if drug.by_name.is_empty() {
+            Cow::Borrowed(&r.label)
+        } else {
+            Cow::Owned(format!(
+                "{} (by name: \"{}\")",
+                r.label,
+                drug.by_name.join("\", \"")
+            ))
+        };
+        for step in steps {
+            self.provenance(format!("hypersensitivity:{step}"), from.clone());
+            self.profile.hypersensitivities.insert(step);
         }
     }
 
@@ -1127,7 +1742,7 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
             };
             let key = format!("step:{step}");
             for r in records.iter().filter(|r| r.step == step) {
-                self.provenance(key.clone(), r.from);
+                self.provenance(key.clone(), r.from.clone());
             }
             if let Some((_, _, from)) = best {
                 self.provenance(key, from);
@@ -1157,30 +1772,143 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
             .into_iter()
             .map(|(f, v)| (f.to_owned(), v))
             .collect();
+        for (kind, n) in std::mem::take(&mut self.no_patient) {
+            self.warnings.push(Warning {
+                entry: None,
+                resource: None,
+                message: format!(
+                    "{n} {kind} record{} of another patient; skipped",
+                    if n == 1 { "" } else { "s" }
+                ),
+            });
+        }
         self.profile.provenance = group_provenance(self.provenance);
         Reading {
             profile: self.profile,
             patient,
             warnings: self.warnings,
             ignored: self.ignored,
+            unrecognized: self.unrecognized,
         }
+    }
+}
+
+/// A concept that says which drug a record is: borrowed from the record, or parsed from a
+/// contained Medication.
+enum Concept<'m, 'a> {
+    Borrowed(&'m CodeableConcept<'a>),
+    Owned(CodeableConcept<'a>),
+}
+
+impl<'a> Concept<'_, 'a> {
+    fn get(&self) -> &CodeableConcept<'a> {
+        match self {
+            Concept::Borrowed(c) => c,
+            Concept::Owned(c) => c,
+        }
+    }
+}
+
+/// What a medication record was found to be.
+#[derive(Debug, Default)]
+struct Drug<'m> {
+    steps: Vec<StepId>,
+    classes: Vec<&'m str>,
+    /// Some code or name matched.
+    matched: bool,
+    /// The names a name match found (empty for a code match).
+    by_name: Vec<&'m str>,
+}
+
+/// What a medication record's status makes it (E1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MedState {
+    Current,
+    Past,
+    Declined,
+    /// `unknown`: its classes are unknown.
+    Unknown,
+    Ignored,
+}
+
+/// Why an Observation's value was not read.
+enum Unread {
+    /// The Observation is passed over (an unknown unit): an older one may stand.
+    Skip(String),
+    /// The fact is unknown as of this Observation (E4).
+    Unknown(String),
+}
+
+/// A number as recorded: exact, or only an interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Num {
+    Exact(f64),
+    Interval(Interval),
+}
+
+/// The interval a comparator and value give (`<` 60: below 60).
+fn interval(comparator: &str, v: f64) -> Option<Interval> {
+    if !v.is_finite() {
+        return None;
+    }
+    let mut i = Interval::default();
+    match comparator {
+        "<" => i.lt = Some(v),
+        "<=" => i.le = Some(v),
+        ">" => i.gt = Some(v),
+        ">=" => i.ge = Some(v),
+        _ => return None,
+    }
+    Some(i)
+}
+
+/// A number written as text: `55`, `<60`, `> 90`, `>=90`.
+fn parse_number(text: &str) -> Option<Num> {
+    let t = text.trim();
+    let (comparator, rest) = ["<=", ">=", "<", ">"]
+        .iter()
+        .find_map(|c| t.strip_prefix(c).map(|r| (Some(*c), r)))
+        .unwrap_or((None, t));
+    let v: f64 = rest.trim().parse().ok()?;
+    match comparator {
+        None if v.is_finite() => Some(Num::Exact(v)),
+        None => None,
+        Some(c) => interval(c, v).map(Num::Interval),
+    }
+}
+
+/// Midnight UTC at the start of a date.
+fn start_of(d: Date) -> Timestamp {
+    jiff::tz::Offset::UTC
+        .to_timestamp(d.to_datetime(jiff::civil::Time::midnight()))
+        .unwrap_or(Timestamp::MIN)
+}
+
+/// A short name for a code system in messages.
+fn system_name(system: &str) -> &str {
+    match system {
+        "http://snomed.info/sct" => "SNOMED",
+        "http://hl7.org/fhir/sid/icd-10-cm" => "ICD-10-CM",
+        "http://www.nlm.nih.gov/research/umls/rxnorm" => "RxNorm",
+        "http://loinc.org" => "LOINC",
+        other => other,
     }
 }
 
 /// `(key, resource)` pairs to the profile's provenance: per key, each resource once, in the
 /// order first found.
-fn group_provenance(mut pairs: Vec<(Cow<'_, str>, &str)>) -> BTreeMap<String, Vec<String>> {
+fn group_provenance(mut pairs: Vec<(Cow<'_, str>, Cow<'_, str>)>) -> BTreeMap<String, Vec<String>> {
     // Stable, so each key's resources keep their order.
     pairs.sort_by(|a, b| a.0.cmp(&b.0));
     let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
     for (key, from) in pairs {
         match grouped.last_mut() {
             Some((k, froms)) if **k == *key => {
-                if !froms.iter().any(|f| f == from) {
-                    froms.push(from.to_owned());
+                if !froms.iter().any(|f| *f == *from) {
+                    froms.push(from.into_owned());
                 }
             }
-            _ => grouped.push((key.into_owned(), vec![from.to_owned()])),
+            _ => grouped.push((key.into_owned(), vec![from.into_owned()])),
         }
     }
     // Sorted input: the map is built in one pass.
@@ -1193,13 +1921,15 @@ mod tests {
 
     #[test]
     fn provenance_is_grouped_by_key_each_resource_once_in_order_found() {
-        let pairs = vec![
-            (Cow::Borrowed("spasms"), "Observation/b"),
-            (Cow::Owned("age".to_owned()), "Patient/p"),
-            (Cow::Borrowed("spasms"), "Observation/a"),
-            (Cow::Borrowed("spasms"), "Observation/b"),
-            (Cow::Borrowed("sex"), "Patient/p"),
-        ];
+        let pairs = [
+            ("spasms", "Observation/b"),
+            ("age", "Patient/p"),
+            ("spasms", "Observation/a"),
+            ("spasms", "Observation/b"),
+            ("sex", "Patient/p"),
+        ]
+        .map(|(k, f)| (Cow::Borrowed(k), Cow::Borrowed(f)))
+        .to_vec();
         let p = group_provenance(pairs);
         assert_eq!(
             p.into_iter().collect::<Vec<_>>(),

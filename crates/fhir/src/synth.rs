@@ -110,7 +110,9 @@ pub fn to_bundle(reader: &Reader<'_>, profile: &Profile, id: &str) -> Value {
         let condition_code = first(
             vs.conditions
                 .iter()
-                .filter(|(_, maps)| maps.iter().any(|m| &m.fact == fact && !m.unless_observed))
+                .filter(|(_, maps)| {
+                    maps.iter().all(|m| &m.fact == fact) && maps.iter().any(|m| !m.unless_observed)
+                })
                 .map(|(k, _)| k),
         );
         if let (Absent::False, Some((system, code))) = (&def.absent, condition_code) {
@@ -160,6 +162,24 @@ pub fn to_bundle(reader: &Reader<'_>, profile: &Profile, id: &str) -> Value {
                 }
             }
             (FactValue::Code(c), _) => set(&mut o, "valueCodeableConcept", coding(VALUE_SYSTEM, c)),
+            (FactValue::Interval(i), _) => {
+                let (comparator, value) = match (i.low(), i.high()) {
+                    (None, Some((h, true))) => ("<", h),
+                    (None, Some((h, false))) => ("<=", h),
+                    (Some((l, true)), None) => (">", l),
+                    (Some((l, false)), None) => (">=", l),
+                    // Two bounds: FHIR's valueRange; not written by this writer.
+                    _ => continue,
+                };
+                set(
+                    &mut o,
+                    "valueQuantity",
+                    json!({"value": value, "comparator": comparator, "system": "http://unitsofmeasure.org", "code": "mL/min/{1.73_m2}"}),
+                );
+                if fact == "egfr" {
+                    set(&mut o, "code", coding(LOINC, "98979-8"));
+                }
+            }
             (FactValue::Unknown, _) => match unknown_answer(fact) {
                 Some((system, code)) => set(&mut o, "valueCodeableConcept", coding(system, code)),
                 None => continue,
@@ -167,18 +187,23 @@ pub fn to_bundle(reader: &Reader<'_>, profile: &Profile, id: &str) -> Value {
         }
         push(&mut entries, o);
     }
-    for class in &profile.medications {
-        let Some((system, code)) = first(
-            vs.medications
-                .iter()
-                .filter(|(_, c)| *c == class)
-                .map(|(k, _)| k),
-        ) else {
+    let unknown = profile
+        .unknown_medications
+        .iter()
+        .filter(|c| !profile.medications.contains(*c))
+        .map(|c| (c, "unknown"));
+    for (class, status) in profile
+        .medications
+        .iter()
+        .map(|c| (c, "active"))
+        .chain(unknown)
+    {
+        let Some((system, code)) = vs.class_code(class) else {
             continue;
         };
         push(
             &mut entries,
-            json!({"resourceType": "MedicationStatement", "status": "active",
+            json!({"resourceType": "MedicationStatement", "status": status,
             "medicationCodeableConcept": coding(system, code), "subject": subject}),
         );
     }

@@ -62,7 +62,11 @@ struct Doc {
     #[serde(default)]
     observations: BTreeMap<String, ObservationDoc>,
     #[serde(default)]
-    medications: BTreeMap<String, Vec<String>>,
+    measurements: BTreeMap<String, MeasurementDoc>,
+    #[serde(default)]
+    ingredients: BTreeMap<String, IngredientDoc>,
+    #[serde(default)]
+    allergies: AllergiesDoc,
     #[serde(default)]
     allergens: BTreeMap<String, Vec<String>>,
     #[serde(default)]
@@ -87,6 +91,76 @@ struct ConditionDoc {
     within_days: Option<u32>,
     #[serde(default)]
     unless_observed: bool,
+    /// SNOMED CT descendants of the listed codes, as an explicit expansion (C1).
+    #[serde(default)]
+    descendants: Vec<CodeDoc>,
+    /// Words that make the fact possible (unknown) when found in a display or text (E3).
+    #[serde(default)]
+    keywords: Vec<String>,
+    /// Whether a name match may make the fact possible at all (indications never are).
+    #[serde(default = "yes")]
+    by_name: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A code with what it is and where it was verified.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeDoc {
+    code: String,
+    display: String,
+    /// The listed code it is a kind of.
+    #[serde(default)]
+    of: Option<String>,
+    source: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct MeasurementDoc {
+    codes: Vec<String>,
+    /// The fact is true at or above any of these (value and UCUM unit).
+    at_least: Vec<Threshold>,
+    /// Only measurements this many hours before the end of the evaluation date count.
+    within_hours: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Threshold {
+    value: f64,
+    unit: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IngredientDoc {
+    /// Ingredient codes (RxNorm IN/PIN/MIN, SNOMED substance).
+    #[serde(default)]
+    codes: Vec<String>,
+    /// The step whose drug it is.
+    #[serde(default)]
+    step: Option<String>,
+    /// The medication classes it belongs to.
+    #[serde(default)]
+    classes: Vec<String>,
+    /// Ingredient and brand names, matched as whole words.
+    #[serde(default)]
+    names: Vec<String>,
+    /// Product codes (RxNorm SCD, SBD, GPCK, BPCK) that contain it.
+    #[serde(default)]
+    products: Vec<CodeDoc>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct AllergiesDoc {
+    /// Codes that record the absence of an allergy.
+    #[serde(default)]
+    no_known: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,6 +175,11 @@ struct ObservationDoc {
     unknown: Vec<String>,
     #[serde(default)]
     units: Vec<String>,
+    /// Units accepted for the same thresholds with a note (`mL/min`: creatinine clearance).
+    #[serde(default)]
+    approximate_units: Vec<String>,
+    /// A value older than this many days counts as not recorded.
+    valid_days: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,13 +238,65 @@ pub(crate) struct ConditionMap {
     pub unless_observed: bool,
 }
 
+/// A measurement that makes a yes/no fact true at or above a threshold (fever from a body
+/// temperature).
+#[derive(Debug, Clone)]
+pub(crate) struct MeasurementMap {
+    pub fact: String,
+    /// `(value, normalised unit)`.
+    pub at_least: Vec<(f64, String)>,
+    pub within_hours: u32,
+}
+
+/// One ingredient of the value sets: the step whose drug it is and the classes it is in.
+#[derive(Debug, Clone)]
+pub(crate) struct Ingredient {
+    pub step: Option<StepId>,
+    pub classes: Vec<String>,
+}
+
+/// Lower case with spaces removed: how units are compared.
+pub(crate) fn unit_key(u: &str) -> String {
+    u.chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Whether `phrase` (lower case) occurs in `text` as whole words, case-insensitively.
+///
+/// Words are runs of letters and digits; `baclofen` is found in `Baclofen 10 MG Oral
+/// Tablet` and in `[Lioresal]`, not in `Gablofen`.
+pub(crate) fn has_words(text: &str, phrase: &str) -> bool {
+    if phrase.is_empty() {
+        return false;
+    }
+    let lower = text.to_lowercase();
+    let mut from = 0;
+    while let Some(i) = lower.get(from..).and_then(|t| t.find(phrase)) {
+        let start = from + i;
+        let end = start + phrase.len();
+        let before = lower.get(..start).and_then(|t| t.chars().next_back());
+        let after = lower.get(end..).and_then(|t| t.chars().next());
+        if !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric) {
+            return true;
+        }
+        from = start + phrase.len().max(1);
+    }
+    false
+}
+
 /// How an Observation code sets a fact.
 #[derive(Debug, Clone)]
 pub(crate) struct ObservationMap {
     pub fact: String,
     pub kind: FactKind,
     pub answers: CodeMap<FactValue>,
+    /// Normalised ([`unit_key`]).
     pub units: Vec<String>,
+    /// Normalised; read with a note.
+    pub approximate_units: Vec<String>,
+    pub valid_days: Option<u32>,
 }
 
 /// A route that turns one step's drug into another step.
@@ -191,11 +322,22 @@ pub struct ValueSets {
     version: String,
     pub(crate) conditions: CodeMap<Vec<ConditionMap>>,
     pub(crate) prefixes: Vec<(String, String, ConditionMap)>,
+    /// `(lower-case words, fact)`: a Condition whose display or text has them makes the fact
+    /// possible.
+    pub(crate) keywords: Vec<(String, String)>,
     pub(crate) observations: CodeMap<ObservationMap>,
-    pub(crate) medications: CodeMap<String>,
+    pub(crate) measurements: CodeMap<MeasurementMap>,
+    pub(crate) ingredients: Vec<Ingredient>,
+    /// Ingredient and product codes to ingredients (indices into `ingredients`).
+    pub(crate) drug_codes: CodeMap<Vec<u16>>,
+    /// `(lower-case name, ingredient)`.
+    pub(crate) drug_names: Vec<(String, u16)>,
+    pub(crate) no_allergy: CodeMap<()>,
     pub(crate) allergens: CodeMap<StepId>,
     pub(crate) steps: CodeMap<StepId>,
     pub(crate) routes: Vec<RouteMap>,
+    /// What `pathway check` should say about the file (a code listed under two facts).
+    warnings: Vec<String>,
 }
 
 /// The shipped value sets, as text.
@@ -208,6 +350,8 @@ fn fact_observation(kind: &FactKind, fact: &str) -> ObservationMap {
         kind: kind.clone(),
         answers: CodeMap::default(),
         units: Vec::new(),
+        approximate_units: Vec::new(),
+        valid_days: None,
     }
 }
 
@@ -236,13 +380,10 @@ impl ValueSets {
             let at = e
                 .span()
                 .map(|s| {
-                    let line = text
-                        .get(..s.start)
-                        .unwrap_or_default()
-                        .matches('\n')
-                        .count()
-                        + 1;
-                    format!("line {line}")
+                    let before = text.get(..s.start).unwrap_or_default();
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                    format!("line {line}, column {column}")
                 })
                 .unwrap_or_default();
             ValueSetError::new(file, &at, e.message().trim().to_owned())
@@ -281,12 +422,20 @@ impl ValueSets {
             version: doc.valueset.version.clone(),
             conditions: CodeMap::default(),
             prefixes: Vec::new(),
+            keywords: Vec::new(),
             observations: CodeMap::default(),
-            medications: CodeMap::default(),
+            measurements: CodeMap::default(),
+            ingredients: Vec::new(),
+            drug_codes: CodeMap::default(),
+            drug_names: Vec::new(),
+            no_allergy: CodeMap::default(),
             allergens: CodeMap::default(),
             steps: CodeMap::default(),
             routes: Vec::new(),
+            warnings: Vec::new(),
         };
+        // Which fact each condition code was listed under, to warn about a code under two.
+        let mut listed: BTreeMap<Key, String> = BTreeMap::new();
         for (fact, c) in &doc.conditions {
             let place = format!("[conditions.{fact}]");
             if !rs.fact(fact).is_some_and(|f| f.kind == FactKind::Bool) {
@@ -303,12 +452,92 @@ impl ValueSets {
                 within_days: c.within_days,
                 unless_observed: c.unless_observed,
             };
-            for code in &c.codes {
-                vs.conditions.entry(key(&place, code)?).push(map.clone());
+            let listed_codes: Vec<&String> = c
+                .codes
+                .iter()
+                .chain(c.descendants.iter().map(|d| &d.code))
+                .collect();
+            for d in &c.descendants {
+                if let Some(of) = &d.of
+                    && !c.codes.contains(of)
+                    && !c.descendants.iter().any(|x| x.code == *of)
+                {
+                    return Err(err(
+                        &place,
+                        format!(
+                            "descendant `{}` is of `{of}`, which is not one of the fact's codes",
+                            d.code
+                        ),
+                    ));
+                }
+                if d.display.trim().is_empty() || d.source.trim().is_empty() {
+                    return Err(err(
+                        &place,
+                        format!("descendant `{}` needs a display and a source", d.code),
+                    ));
+                }
+            }
+            for code in listed_codes {
+                let k = key(&place, code)?;
+                if let Some(other) = listed.get(&k)
+                    && other != fact
+                    && !(c.unless_observed
+                        || doc.conditions.get(other).is_some_and(|o| o.unless_observed))
+                {
+                    vs.warnings.push(format!(
+                        "{place}: `{code}` is also listed under [conditions.{other}]; a record with it sets both"
+                    ));
+                }
+                listed.insert(k.clone(), fact.clone());
+                vs.conditions.entry(k).push(map.clone());
             }
             for p in &c.prefixes {
                 let (system, prefix) = key(&place, p)?;
                 vs.prefixes.push((system, prefix, map.clone()));
+            }
+            if c.by_name {
+                for w in &c.keywords {
+                    let w = w.trim().to_lowercase();
+                    if w.is_empty() {
+                        return Err(err(&place, "an empty keyword matches nothing".into()));
+                    }
+                    vs.keywords.push((w, fact.clone()));
+                }
+            } else if !c.keywords.is_empty() {
+                return Err(err(
+                    &place,
+                    "keywords are given but `by-name = false`".into(),
+                ));
+            }
+        }
+        for (fact, m) in &doc.measurements {
+            let place = format!("[measurements.{fact}]");
+            if !rs.fact(fact).is_some_and(|f| f.kind == FactKind::Bool) {
+                return Err(err(
+                    &place,
+                    format!(
+                        "`{fact}` is not a yes/no fact of rule set {}",
+                        rs.stamp().id
+                    ),
+                ));
+            }
+            if m.at_least.is_empty() || m.at_least.iter().any(|t| !t.value.is_finite()) {
+                return Err(err(
+                    &place,
+                    "`at-least` needs one finite threshold or more".into(),
+                ));
+            }
+            let map = MeasurementMap {
+                fact: fact.clone(),
+                at_least: m
+                    .at_least
+                    .iter()
+                    .map(|t| (t.value, unit_key(&t.unit)))
+                    .collect(),
+                within_hours: m.within_hours,
+            };
+            for c in &m.codes {
+                vs.measurements.insert(key(&place, c)?, map.clone());
             }
         }
         // Every catalogue fact can be recorded with the local fact code.
@@ -343,7 +572,9 @@ impl ValueSets {
                     map.answers.insert(key(&place, c)?, value.clone());
                 }
             }
-            map.units = o.units.clone();
+            map.units = o.units.iter().map(|u| unit_key(u)).collect();
+            map.approximate_units = o.approximate_units.iter().map(|u| unit_key(u)).collect();
+            map.valid_days = o.valid_days;
             for c in o
                 .codes
                 .iter()
@@ -355,20 +586,56 @@ impl ValueSets {
             vs.observations
                 .insert((FACT_SYSTEM.to_owned(), fact.clone()), map);
         }
-        for (class, codes) in &doc.medications {
-            let place = format!("[medications] {class}");
-            if !rs.medications().contains_key(class) {
+        for (id, ing) in &doc.ingredients {
+            let place = format!("[ingredients.{id}]");
+            let index = u16::try_from(vs.ingredients.len())
+                .map_err(|_| err(&place, "more than 65,535 ingredients".into()))?;
+            for class in &ing.classes {
+                if !rs.medications().contains_key(class) {
+                    return Err(err(
+                        &place,
+                        format!(
+                            "`{class}` is not a medication class of rule set {}",
+                            rs.stamp().id
+                        ),
+                    ));
+                }
+            }
+            let step = ing.step.as_deref().map(|s| step(&place, s)).transpose()?;
+            if step.is_none() && ing.classes.is_empty() {
                 return Err(err(
                     &place,
-                    format!(
-                        "`{class}` is not a medication class of rule set {}",
-                        rs.stamp().id
-                    ),
+                    "names neither a `step` nor `classes`: it would match and mean nothing".into(),
                 ));
             }
-            for c in codes {
-                vs.medications.insert(key(&place, c)?, class.clone());
+            for code in ing.codes.iter().chain(ing.products.iter().map(|p| &p.code)) {
+                let v = vs.drug_codes.entry(key(&place, code)?);
+                if !v.contains(&index) {
+                    v.push(index);
+                }
             }
+            for p in &ing.products {
+                if p.display.trim().is_empty() || p.source.trim().is_empty() {
+                    return Err(err(
+                        &place,
+                        format!("product `{}` needs a display and a source", p.code),
+                    ));
+                }
+            }
+            for n in &ing.names {
+                let n = n.trim().to_lowercase();
+                if n.is_empty() {
+                    return Err(err(&place, "an empty name matches nothing".into()));
+                }
+                vs.drug_names.push((n, index));
+            }
+            vs.ingredients.push(Ingredient {
+                step,
+                classes: ing.classes.clone(),
+            });
+        }
+        for c in &doc.allergies.no_known {
+            vs.no_allergy.insert(key("[allergies]", c)?, ());
         }
         for s in rs.ladder().steps() {
             for c in &s.codes {
@@ -409,6 +676,35 @@ impl ValueSets {
     /// The value-set version.
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// What a reviewer of the file should know that does not stop it loading (a code listed
+    /// under two facts).
+    ///
+    /// ```
+    /// use pathway_fhir::ValueSets;
+    /// use pathway_rules::RuleSet;
+    /// let rs = RuleSet::ms_spasticity().unwrap();
+    /// assert!(ValueSets::ms_spasticity(&rs).unwrap().warnings().is_empty());
+    /// ```
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// A code that records a current medication of `class` and of nothing else (for writing
+    /// profiles as records), lowest first.
+    pub(crate) fn class_code(&self, class: &str) -> Option<(&str, &str)> {
+        self.drug_codes
+            .iter()
+            .filter(|(_, ings)| {
+                ings.iter().all(|&i| {
+                    self.ingredients
+                        .get(usize::from(i))
+                        .is_some_and(|g| g.step.is_none() && g.classes == [class])
+                })
+            })
+            .map(|(k, _)| k)
+            .min()
     }
 
     /// Calls `f` with each Condition mapping of a code: exact codes, then prefixes.

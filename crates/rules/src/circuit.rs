@@ -68,6 +68,7 @@ enum Op {
     Const(bool),
     Bool(u16),
     Known(u16),
+    Imprecise(u16),
     /// A numeric fact compared with a constant (the `f64`'s bits, so that nodes hash).
     Num(u16, CmpOp, u64),
     Age(CmpOp, u64),
@@ -327,6 +328,7 @@ impl<'a> Builder<'a> {
             Cond::Const(b) => self.op(Op::Const(*b)),
             Cond::Bool(f) => self.op(Op::Bool(*f)),
             Cond::Known(f) => self.op(Op::Known(*f)),
+            Cond::Imprecise(f) => self.op(Op::Imprecise(*f)),
             Cond::Num(NumSrc::Fact(f), op, k) => self.op(Op::Num(*f, *op, k.to_bits())),
             Cond::Num(NumSrc::Age, op, k) => self.op(Op::Age(*op, k.to_bits())),
             Cond::Code(f, mask) => self.op(Op::Code(*f, *mask)),
@@ -504,7 +506,9 @@ impl Circuit {
     /// The fact a node reads when it is a leaf over one catalogue fact.
     pub fn fact_of_leaf(&self, n: NodeId) -> Option<u16> {
         match self.nodes.get(n as usize)? {
-            Op::Bool(f) | Op::Known(f) | Op::Code(f, _) | Op::Num(f, _, _) => Some(*f),
+            Op::Bool(f) | Op::Known(f) | Op::Imprecise(f) | Op::Code(f, _) | Op::Num(f, _, _) => {
+                Some(*f)
+            }
             _ => None,
         }
     }
@@ -564,8 +568,12 @@ impl Circuit {
             Op::Const(b) => Tri::from(b),
             Op::Bool(f) => bool_value(p.val(f)),
             Op::Known(f) => Tri::from(p.val(f) != Val::Unknown),
+            Op::Imprecise(f) => Tri::from(matches!(p.val(f), Val::Range(_))),
             Op::Num(f, op, k) => match p.val(f) {
                 Val::Num(x) => Tri::from(op.holds(x, f64::from_bits(k))),
+                Val::Range(i) => op
+                    .decides(&i, f64::from_bits(k))
+                    .map_or(Tri::Unknown, Tri::from),
                 Val::Unknown => Tri::Unknown,
                 _ => Tri::False,
             },
@@ -577,7 +585,7 @@ impl Circuit {
             },
             Op::Sex(mask) => Tri::from(mask & sex_bit(p.sex) != 0),
             Op::Step(s, mask) => Tri::from(p.state(s) & mask != 0),
-            Op::Medication(m) => Tri::from(p.medication(m)),
+            Op::Medication(m) => p.medication(m),
             Op::Hypersensitive(s) => Tri::from(p.hypersensitive(s)),
             Op::AdjunctToPartial(a, b) => Tri::from(
                 slice(&self.hosts, a, b)
@@ -646,7 +654,7 @@ impl Circuit {
         let v = node(n);
         match *op {
             Op::Const(_) => {}
-            Op::Bool(f) | Op::Known(f) | Op::Code(f, _) | Op::Num(f, _, _) => {
+            Op::Bool(f) | Op::Known(f) | Op::Imprecise(f) | Op::Code(f, _) | Op::Num(f, _, _) => {
                 out.push(Atom::Fact(f));
             }
             Op::Age(..) => out.push(Atom::Age),

@@ -22,6 +22,8 @@ pub(crate) enum Cond {
     Bool(u16),
     /// The fact's value is known (recorded, or known by its absent policy).
     Known(u16),
+    /// The fact's value is known only as an interval (`egfr` reported as `<60`).
+    Imprecise(u16),
     Num(NumSrc, CmpOp, f64),
     /// A code fact is one of the codes in the mask (bit i = the fact's i-th value).
     Code(u16, u64),
@@ -370,10 +372,11 @@ impl Scope<'_> {
         };
         match text {
             "age" => return no_args(Subject::Number(NumSrc::Age)),
-            "known" => {
+            "known" | "imprecise" => {
                 let fact = self.one_name(name, args, "fact")?;
                 return match (self.facts)(&fact.text) {
-                    Some((ix, _)) => Ok(Subject::Bool(Cond::Known(ix))),
+                    Some((ix, _)) if text == "known" => Ok(Subject::Bool(Cond::Known(ix))),
+                    Some((ix, _)) => Ok(Subject::Bool(Cond::Imprecise(ix))),
                     None => err(
                         ErrorKind::UnknownFact,
                         fact.span.clone(),
@@ -465,9 +468,10 @@ impl Scope<'_> {
 }
 
 /// Built-in names other than the step predicates.
-const OTHER_BUILTINS: [&str; 7] = [
+const OTHER_BUILTINS: [&str; 8] = [
     "age",
     "known",
+    "imprecise",
     "sex",
     "outcome",
     "medication",

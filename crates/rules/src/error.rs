@@ -310,6 +310,19 @@ pub enum ProfileError {
         /// The allowed range, in words.
         range: String,
     },
+    /// An interval with no bound, a bound that is not finite or outside the fact's range, or
+    /// bounds that leave no number.
+    #[error(
+        "profile fact `{fact}` has interval `{value}`, which is empty, unbounded or outside {range}"
+    )]
+    BadInterval {
+        /// The fact id.
+        fact: String,
+        /// The interval, as written.
+        value: String,
+        /// The allowed range, in words.
+        range: String,
+    },
     /// A code that is not one of the fact's values.
     #[error("profile fact `{fact}` has value `{value}`; allowed: {allowed}")]
     UnknownCode {

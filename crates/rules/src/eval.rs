@@ -23,8 +23,17 @@ use crate::tri::Tri;
 pub(crate) enum Val {
     Bool(bool),
     Num(f64),
+    /// A number known only to lie in an interval.
+    Range(pathway_core::Interval),
     Code(u8),
     Unknown,
+}
+
+impl Val {
+    /// Unknown, or known only as an interval: a fact that may be missing for a rule.
+    pub(crate) fn uncertain(self) -> bool {
+        matches!(self, Val::Unknown | Val::Range(_))
+    }
 }
 
 /// A fact, age, sex, step record, medication class or hypersensitivity that a rule read.
@@ -54,8 +63,10 @@ pub struct Prepared {
     date: Option<Date>,
     /// Per step, its outcome and whether it is current, as one byte (`circuit::state`).
     state: Vec<u8>,
-    meds: Vec<bool>,
+    meds: Vec<Tri>,
     hyper: Vec<bool>,
+    /// The catalogue's facts: missing medication classes are listed after them.
+    fact_count: u16,
 }
 
 impl Prepared {
@@ -71,8 +82,8 @@ impl Prepared {
         at(&self.state, s, state::NO_OUTCOME)
     }
 
-    pub(crate) fn medication(&self, m: u16) -> bool {
-        at(&self.meds, m, false)
+    pub(crate) fn medication(&self, m: u16) -> Tri {
+        at(&self.meds, m, Tri::False)
     }
 
     pub(crate) fn hypersensitive(&self, s: u16) -> bool {
@@ -90,6 +101,7 @@ impl Prepared {
         self.state.clone_from(&src.state);
         self.meds.clone_from(&src.meds);
         self.hyper.clone_from(&src.hyper);
+        self.fact_count = src.fact_count;
     }
 }
 
@@ -184,7 +196,10 @@ impl Explainer<'_> {
     fn missing(&self, n: NodeId, memo: &mut MissingMemo, missing: &mut [u64]) {
         // A leaf over one fact: the fact itself, if unknown (explaining would find just it).
         if let Some(f) = self.circuit.fact_of_leaf(n) {
-            if self.p.val(f) == Val::Unknown {
+            let v = self.p.val(f);
+            // An interval is missing only where it leaves the leaf undecided.
+            let undecided = self.values.get(n as usize) == Some(&Tri::Unknown);
+            if v == Val::Unknown || (matches!(v, Val::Range(_)) && undecided) {
                 set_bit(missing, f);
             }
             return;
@@ -198,10 +213,12 @@ impl Explainer<'_> {
                 memo.facts.resize(start + missing.len(), 0);
                 let set = memo.facts.get_mut(start..).unwrap_or(&mut []);
                 for a in &memo.tmp {
-                    if let Atom::Fact(f) = *a
-                        && self.p.val(f) == Val::Unknown
-                    {
-                        set_bit(set, f);
+                    match *a {
+                        Atom::Fact(f) if self.p.val(f).uncertain() => set_bit(set, f),
+                        Atom::Med(m) if self.p.medication(m) == Tri::Unknown => {
+                            set_bit(set, self.p.fact_count + m);
+                        }
+                        _ => {}
                     }
                 }
                 if let Some(slot) = memo.of.get_mut(n as usize) {
@@ -285,6 +302,21 @@ impl RuleSet {
             let val = match (&def.kind, v) {
                 (_, FactValue::Unknown) => Val::Unknown,
                 (FactKind::Bool, FactValue::Bool(b)) => Val::Bool(*b),
+                (FactKind::Number { min, max, .. }, FactValue::Interval(i)) => {
+                    let inside =
+                        |x: f64| !min.is_some_and(|m| x < m) && !max.is_some_and(|m| x > m);
+                    let bounds = [i.gt, i.ge, i.lt, i.le];
+                    if i.is_empty_or_unbounded() || !bounds.iter().flatten().all(|&b| inside(b)) {
+                        let lo = min.map_or("-inf".to_owned(), |m| m.to_string());
+                        let hi = max.map_or("+inf".to_owned(), |m| m.to_string());
+                        return Err(ProfileError::BadInterval {
+                            fact: id.clone(),
+                            value: i.to_string(),
+                            range: format!("{lo} to {hi}"),
+                        });
+                    }
+                    Val::Range(*i)
+                }
                 (
                     FactKind::Number {
                         min, max, integer, ..
@@ -370,14 +402,21 @@ impl RuleSet {
             }
         }
         p.meds.clear();
-        p.meds.resize(c.med_ix.len(), false);
-        for m in &profile.medications {
+        p.meds.resize(c.med_ix.len(), Tri::False);
+        p.fact_count = u16::try_from(self.facts.len()).unwrap_or(u16::MAX);
+        // A class that is current is true whatever else says it may be.
+        let classes = profile
+            .unknown_medications
+            .iter()
+            .map(|m| (m, Tri::Unknown))
+            .chain(profile.medications.iter().map(|m| (m, Tri::True)));
+        for (m, value) in classes {
             match c
                 .med_ix
                 .get(m)
                 .and_then(|&i| p.meds.get_mut(usize::from(i)))
             {
-                Some(slot) => *slot = true,
+                Some(slot) => *slot = value,
                 None => {
                     return Err(ProfileError::UnknownMedication {
                         class: m.clone(),
@@ -441,7 +480,7 @@ impl RuleSet {
             memo,
         } = out;
         let n = self.ladder.len();
-        let fw = self.facts.len().div_ceil(64).max(1);
+        let fw = (self.facts.len() + c.med_ix.len()).div_ceil(64).max(1);
         memo.reset(c.circuit.len());
         steps.clear();
         listed.clear();
@@ -862,7 +901,12 @@ impl<'a> StepView<'a> {
             .iter()
             .enumerate()
             .flat_map(|(w, &set)| ones(set).map(move |i| w * 64 + i))
-            .filter_map(move |f| rs.facts.get(f).map(|d| d.id.as_str()))
+            .filter_map(move |f| {
+                rs.facts.get(f).map(|d| d.id.as_str()).or_else(|| {
+                    let m = f.checked_sub(rs.facts.len())?;
+                    rs.compiled.med_names.get(m).map(String::as_str)
+                })
+            })
     }
 }
 
@@ -964,10 +1008,10 @@ impl Evaluation {
                     },
                 }
             }
-            Atom::Med(m) => if self.prepared.medication(m) {
-                "current"
-            } else {
-                "none"
+            Atom::Med(m) => match self.prepared.medication(m) {
+                Tri::True => "current",
+                Tri::Unknown => "possibly current (status unknown)",
+                Tri::False => "none",
             }
             .to_owned(),
             Atom::Hyper(s) => if self.prepared.hypersensitive(s) {
@@ -1040,6 +1084,7 @@ impl Evaluation {
             steps,
             missing: all_missing.into_iter().collect(),
             warnings: Vec::new(),
+            unrecognized: Vec::new(),
         }
     }
 }

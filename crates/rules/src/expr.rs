@@ -63,6 +63,20 @@ impl CmpOp {
             CmpOp::Ne => a != b,
         }
     }
+
+    /// Whether the comparison holds for every number of an interval (`Some(true)`), for none
+    /// (`Some(false)`), or for some only (`None`).
+    pub fn decides(self, i: &pathway_core::Interval, b: f64) -> Option<bool> {
+        let not = |x: Option<bool>| x.map(|v| !v);
+        match self {
+            CmpOp::Lt => i.decides_lt(b),
+            CmpOp::Le => i.decides_le(b),
+            CmpOp::Gt => not(i.decides_le(b)),
+            CmpOp::Ge => not(i.decides_lt(b)),
+            CmpOp::Eq => i.decides_eq(b),
+            CmpOp::Ne => not(i.decides_eq(b)),
+        }
+    }
 }
 
 impl fmt::Display for CmpOp {

@@ -149,6 +149,53 @@ pub struct Recommendation {
     /// Warnings from whoever built the profile (a FHIR reader); the engine adds none.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Records of the patient's that matched nothing the rule set reads (current
+    /// medications, active conditions, allergies): their interactions and contraindications
+    /// were not checked. Filled by whoever built the profile; the engine adds none.
+    #[serde(default)]
+    pub unrecognized: Vec<Unrecognized>,
+}
+
+/// A record that matched nothing the rule set reads, listed so that nothing is dropped
+/// silently (clinical spec 3.6 E7).
+///
+/// ```
+/// use pathway_rules::Unrecognized;
+/// let u = Unrecognized {
+///     resource: "MedicationRequest/m1".into(),
+///     kind: "medication".into(),
+///     text: "Sertraline 50 MG Oral Tablet".into(),
+///     codes: vec!["http://www.nlm.nih.gov/research/umls/rxnorm|312940".into()],
+/// };
+/// assert_eq!(u.to_string(), "medication MedicationRequest/m1: Sertraline 50 MG Oral Tablet (http://www.nlm.nih.gov/research/umls/rxnorm|312940)");
+/// ```
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Unrecognized {
+    /// The record (`MedicationRequest/abc`).
+    pub resource: String,
+    /// What it records: `medication`, `condition` or `allergy`.
+    pub kind: String,
+    /// Its text or the first display found; empty when it has neither.
+    pub text: String,
+    /// Its codes, as `system|code`.
+    #[serde(default)]
+    pub codes: Vec<String>,
+}
+
+impl std::fmt::Display for Unrecognized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: ", self.kind, self.resource)?;
+        f.write_str(if self.text.is_empty() {
+            "(no text)"
+        } else {
+            &self.text
+        })?;
+        if !self.codes.is_empty() {
+            write!(f, " ({})", self.codes.join(", "))?;
+        }
+        Ok(())
+    }
 }
 
 impl Recommendation {

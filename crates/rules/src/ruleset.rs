@@ -222,6 +222,8 @@ pub(crate) struct Compiled {
     /// Fact id to index (hashed: looked up for every fact of every patient).
     pub fact_ix: FxHashMap<String, u16>,
     pub med_ix: BTreeMap<String, u16>,
+    /// By class index, how a missing class is listed (`medication:opioid`).
+    pub med_names: Vec<String>,
     /// Derived facts' conditions (for lint; evaluation reads the circuit).
     pub derived: Vec<Cond>,
     /// Per step (ladder order): (rule index, condition compiled for that step), for lint.
@@ -1473,6 +1475,15 @@ impl<'t> Compiler<'t> {
             rules,
             compiled: Compiled {
                 fact_ix: names.facts,
+                med_names: {
+                    let mut v: Vec<(u16, String)> = names
+                        .meds
+                        .iter()
+                        .map(|(k, &i)| (i, format!("medication:{k}")))
+                        .collect();
+                    v.sort();
+                    v.into_iter().map(|(_, n)| n).collect()
+                },
                 med_ix: names.meds,
                 derived: derived_conds,
                 step_rules,
@@ -1630,6 +1641,7 @@ impl<'c> DerivedInfo<'c> {
                 match n {
                     Cond::Bool(f)
                     | Cond::Known(f)
+                    | Cond::Imprecise(f)
                     | Cond::Code(f, _)
                     | Cond::Num(crate::cond::NumSrc::Fact(f), _, _) => {
                         r.facts.insert(*f);
