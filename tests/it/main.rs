@@ -12,6 +12,7 @@
 mod cds;
 mod fhir;
 mod properties;
+mod real_records;
 mod ruleset_errors;
 mod support;
 mod vignettes;

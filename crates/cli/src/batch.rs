@@ -171,6 +171,7 @@ impl Worker<'_> {
             crate::Detail::Full => {
                 let mut rec = self.eval.to_recommendation(rs, &r.profile);
                 rec.warnings = warnings;
+                rec.unrecognized.clone_from(&r.unrecognized);
                 serde_json::to_writer(
                     &mut *out,
                     &OutLine {

@@ -113,6 +113,7 @@ pub struct Patient {
     pub profile: Profile,
     pub reference: String,
     pub warnings: Vec<String>,
+    pub unrecognized: Vec<pathway_rules::Unrecognized>,
 }
 
 /// Reads one patient from `bytes` (named `name` in errors).
@@ -139,6 +140,7 @@ pub fn patient(
                 profile,
                 patient,
                 warnings,
+                unrecognized,
                 ..
             } = reader
                 .read_bundle(bytes, &opts)
@@ -147,6 +149,7 @@ pub fn patient(
                 profile,
                 reference: patient,
                 warnings: warnings.iter().map(ToString::to_string).collect(),
+                unrecognized,
             })
         }
         Some(other) => Err(Fail::input(format!(
@@ -162,6 +165,7 @@ pub fn patient(
                 profile,
                 reference: "Patient/unknown".into(),
                 warnings: Vec::new(),
+                unrecognized: Vec::new(),
             })
         }
     }

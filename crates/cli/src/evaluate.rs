@@ -28,6 +28,7 @@ pub fn run(
         .evaluate(&patient.profile)
         .map_err(|e| Fail::input(format!("{name}: {e}")))?;
     rec.warnings = patient.warnings;
+    rec.unrecognized = patient.unrecognized;
     let text = match format {
         Format::Text => TextReport::new(&rs)
             .colour(colour.on(common::stdout_is_terminal()))

@@ -139,6 +139,17 @@ impl<'a> TextReport<'a> {
                 let _ = writeln!(out, "{indent}{}", self.paint("\x1b[35m", &line));
             }
         }
+        if !rec.unrecognized.is_empty() {
+            let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "not recognised ({}; their interactions and contraindications were not checked):",
+                rec.unrecognized.len()
+            );
+            for u in &rec.unrecognized {
+                let _ = writeln!(out, "  {u}");
+            }
+        }
         if !rec.warnings.is_empty() {
             let _ = writeln!(out);
             for w in &rec.warnings {
