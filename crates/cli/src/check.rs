@@ -71,7 +71,10 @@ pub fn run(path: &Path, valuesets: Option<&Path>) -> Result<(), Fail> {
                 text.push('\n');
             }
             if let Some(vs) = valuesets {
-                ValueSets::load(vs, &rs).map_err(|e| Fail::input(e.to_string()))?;
+                let vs = ValueSets::load(vs, &rs).map_err(|e| Fail::input(e.to_string()))?;
+                for w in vs.warnings() {
+                    text.push_str(&format!("warning: {w}\n"));
+                }
             }
             text.push_str(&format!(
                 "{name}: rule set {} {}: {} steps, {} rules, {} facts; 0 errors, {} warning{}{}",

@@ -226,6 +226,8 @@ impl<'a> BulkExport<'a> {
         files.sort();
         let tmp = tempfile::tempdir().map_err(|e| io(dir, &e))?;
         let mut skipped = Vec::new();
+        let mut no_patient: std::collections::BTreeMap<String, usize> =
+            std::collections::BTreeMap::new();
         let mut buffer: Vec<Keyed> = Vec::new();
         let mut bytes = 0usize;
         let mut run_paths = Vec::new();
@@ -254,6 +256,14 @@ impl<'a> BulkExport<'a> {
                 }
                 let problem = match serde_json::from_str::<KeyHead>(&line) {
                     Ok(h) => match patient_key(&h) {
+                        // E6: a resource that names no patient is counted per type and
+                        // reported once per read type, not once per line; unread types (an
+                        // Organization, a Practitioner) are only counted.
+                        None => {
+                            let kind = h.resource_type.as_deref().unwrap_or("(no type)");
+                            *no_patient.entry(kind.to_owned()).or_default() += 1;
+                            None
+                        }
                         Some(key) if !key.contains('\t') => {
                             bytes += line.len() + key.len();
                             buffer.push(Keyed {
@@ -294,6 +304,18 @@ impl<'a> BulkExport<'a> {
             }
         }
         flush(&mut buffer, &mut run_paths)?;
+        for (kind, n) in no_patient {
+            if crate::model::READ_TYPES.contains(&kind.as_str()) && kind != "Medication" {
+                skipped.push(Warning {
+                    entry: None,
+                    resource: None,
+                    message: format!(
+                        "{n} {kind} resource{} name no patient; skipped",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                });
+            }
+        }
         let mut runs = Vec::new();
         let mut heap = BinaryHeap::new();
         for path in &run_paths {
