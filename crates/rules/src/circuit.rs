@@ -572,7 +572,7 @@ impl Circuit {
             Op::Num(f, op, k) => match p.val(f) {
                 Val::Num(x) => Tri::from(op.holds(x, f64::from_bits(k))),
                 Val::Range(i) => op
-                    .decides(&i, f64::from_bits(k))
+                    .decides(&p.range(i), f64::from_bits(k))
                     .map_or(Tri::Unknown, Tri::from),
                 Val::Unknown => Tri::Unknown,
                 _ => Tri::False,

@@ -23,8 +23,9 @@ use crate::tri::Tri;
 pub(crate) enum Val {
     Bool(bool),
     Num(f64),
-    /// A number known only to lie in an interval.
-    Range(pathway_core::Interval),
+    /// A number known only to lie in an interval: its index in `Prepared::ranges` (kept out
+    /// of line so that a value stays two words).
+    Range(u16),
     Code(u8),
     Unknown,
 }
@@ -67,6 +68,8 @@ pub struct Prepared {
     hyper: Vec<bool>,
     /// The catalogue's facts: missing medication classes are listed after them.
     fact_count: u16,
+    /// The intervals of `Val::Range` values.
+    ranges: Vec<pathway_core::Interval>,
 }
 
 impl Prepared {
@@ -80,6 +83,10 @@ impl Prepared {
 
     pub(crate) fn state(&self, s: u16) -> u8 {
         at(&self.state, s, state::NO_OUTCOME)
+    }
+
+    pub(crate) fn range(&self, i: u16) -> pathway_core::Interval {
+        at(&self.ranges, i, pathway_core::Interval::default())
     }
 
     pub(crate) fn medication(&self, m: u16) -> Tri {
@@ -102,6 +109,7 @@ impl Prepared {
         self.meds.clone_from(&src.meds);
         self.hyper.clone_from(&src.hyper);
         self.fact_count = src.fact_count;
+        self.ranges.clone_from(&src.ranges);
     }
 }
 
@@ -286,6 +294,7 @@ impl RuleSet {
         let n = self.ladder.len();
         let p = into;
         p.vals.clear();
+        p.ranges.clear();
         p.vals.resize(self.facts.len(), Val::Unknown);
         p.recorded.clear();
         p.recorded.resize(self.facts.len(), false);
@@ -315,7 +324,8 @@ impl RuleSet {
                             range: format!("{lo} to {hi}"),
                         });
                     }
-                    Val::Range(*i)
+                    p.ranges.push(*i);
+                    Val::Range(u16::try_from(p.ranges.len() - 1).unwrap_or(u16::MAX))
                 }
                 (
                     FactKind::Number {
