@@ -369,6 +369,23 @@ fn e4_egfr_codes_units_and_ranges() {
         value(egfr("33914-3", json!({"value": 45, "unit": "mg/dL"}))),
         None
     );
+    // A bound past the fact's range: "<270" is any eGFR; ">300" cannot be right (unknown).
+    let any = value(egfr(
+        "33914-3",
+        json!({"value": 270, "comparator": "<", "unit": "mL/min/{1.73_m2}"}),
+    ))
+    .unwrap();
+    assert!(matches!(any, FactValue::Interval(_)));
+    let mut p = Profile::new(VIGNETTE_DATE, 40);
+    p.facts.insert("egfr".into(), any);
+    assert!(ruleset().evaluate(&p).is_ok());
+    assert_eq!(
+        value(egfr(
+            "33914-3",
+            json!({"value": 300, "comparator": ">", "unit": "mL/min/{1.73_m2}"})
+        )),
+        Some(FactValue::Unknown)
+    );
     // "<60" as a string: baclofen caution (< 60 is true), tizanidine caution with eGFR
     // missing (< 25 is unknown); ">90": no renal caution.
     let mut lt60 = second_line_due();
@@ -529,6 +546,7 @@ fn e6_e7_e8_deceased_unrecognised_and_later_records() {
 /// contained Medication), conditions as encounter diagnoses without clinicalStatus, eGFR under
 /// another code and unit spelling.
 fn real_shape(mut b: Value, pick: &[u8]) -> Value {
+    let mut renamed: Vec<String> = Vec::new();
     let mut k = 0usize;
     let mut next = || {
         k += 1;
@@ -540,6 +558,10 @@ fn real_shape(mut b: Value, pick: &[u8]) -> Value {
             "MedicationStatement" if r["status"] == "active" || r["status"] == "stopped" => {
                 let choice = next() % 3;
                 if choice >= 1 {
+                    renamed.push(format!(
+                        "MedicationStatement/{}",
+                        r["id"].as_str().unwrap_or("")
+                    ));
                     r["resourceType"] = json!("MedicationRequest");
                     r["intent"] = json!("order");
                     if let Some(d) = r.as_object_mut().unwrap().remove("dosage") {
@@ -565,6 +587,18 @@ fn real_shape(mut b: Value, pick: &[u8]) -> Value {
                 r["valueQuantity"]["code"] = json!("mL/min/1.73 m2");
             }
             _ => {}
+        }
+    }
+    // Outcomes focus the MedicationRequest the statement became.
+    for e in b["entry"].as_array_mut().unwrap() {
+        if let Some(focus) = e["resource"].get_mut("focus").and_then(Value::as_array_mut) {
+            for f in focus {
+                let target = f["reference"].as_str().unwrap_or("").to_owned();
+                if renamed.contains(&target) {
+                    f["reference"] =
+                        json!(target.replace("MedicationStatement/", "MedicationRequest/"));
+                }
+            }
         }
     }
     b
@@ -594,6 +628,171 @@ proptest! {
             for (sa, sb) in ra.steps.iter().zip(&rb.steps) {
                 let more = sb.status.permissiveness() > sa.status.permissiveness();
                 prop_assert!(!more || !sb.missing.is_empty(), "{}: {} -> {}", sa.step, sa.status, sb.status);
+            }
+            // These shapes lose nothing: the same profile, so the same statuses.
+            let (mut pa, mut pb) = (a.profile.clone(), b.profile.clone());
+            pa.provenance.clear();
+            pb.provenance.clear();
+            prop_assert_eq!(pa, pb);
+        }
+    }
+}
+
+#[test]
+fn a_bulk_export_written_the_us_core_way_reads_as_the_minimal_record() {
+    use std::collections::BTreeMap;
+    use std::io::Write;
+    let rs = ruleset();
+    let r = reader();
+    let dir = tempfile::tempdir().unwrap();
+    let mut files: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut medications: BTreeMap<String, Value> = BTreeMap::new();
+    let mut expected = BTreeMap::new();
+    for (i, p) in PatientGenerator::new(rs, 7).take(300).enumerate() {
+        let id = format!("p{i:04}");
+        let entries = to_bundle(&r, &p, &id)["entry"].as_array().unwrap().clone();
+        let converted: Vec<String> = entries
+            .iter()
+            .map(|e| &e["resource"])
+            .filter(|r| r["resourceType"] == "MedicationStatement" && r["status"] != "not-taken")
+            .map(|r| format!("MedicationStatement/{}", r["id"].as_str().unwrap()))
+            .collect();
+        for e in &entries {
+            let mut res = e["resource"].clone();
+            // Outcomes focus the MedicationRequest the statement became.
+            if let Some(focus) = res.get_mut("focus").and_then(Value::as_array_mut) {
+                for f in focus {
+                    let target = f["reference"].as_str().unwrap_or("").to_owned();
+                    if converted.contains(&target) {
+                        f["reference"] =
+                            json!(target.replace("MedicationStatement/", "MedicationRequest/"));
+                    }
+                }
+            }
+            match res["resourceType"].as_str().unwrap() {
+                // US Core: current and past drugs as MedicationRequests naming a shared
+                // Medication resource.
+                "MedicationStatement" if res["status"] != "not-taken" => {
+                    let code = res
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("medicationCodeableConcept")
+                        .unwrap();
+                    let key = code["coding"][0]["code"]
+                        .as_str()
+                        .unwrap()
+                        .replace(['.', ':'], "-");
+                    medications.entry(key.clone()).or_insert_with(|| {
+                        json!({"resourceType": "Medication", "id": format!("med-{key}"), "code": code})
+                    });
+                    res["resourceType"] = json!("MedicationRequest");
+                    res["intent"] = json!("order");
+                    res["medicationReference"] =
+                        json!({"reference": format!("Medication/med-{key}")});
+                    if let Some(d) = res.as_object_mut().unwrap().remove("dosage") {
+                        res["dosageInstruction"] = d;
+                    }
+                }
+                // Encounter diagnoses carry no clinicalStatus.
+                "Condition" => {
+                    res.as_object_mut().unwrap().remove("clinicalStatus");
+                }
+                _ => {}
+            }
+            let kind = res["resourceType"].as_str().unwrap().to_owned();
+            files.entry(kind).or_default().push(res.to_string());
+        }
+        expected.insert(
+            format!("Patient/{id}"),
+            pathway::fhir::representable(&r, &p),
+        );
+    }
+    files.insert(
+        "Medication".into(),
+        medications.values().map(ToString::to_string).collect(),
+    );
+    files.insert(
+        "Organization".into(),
+        vec![json!({"resourceType": "Organization", "id": "o"}).to_string()],
+    );
+    for (kind, lines) in files {
+        let mut f = std::fs::File::create(dir.path().join(format!("{kind}.ndjson"))).unwrap();
+        for l in lines {
+            writeln!(f, "{l}").unwrap();
+        }
+    }
+    let bulk = pathway::fhir::BulkExport::open(
+        &r,
+        dir.path(),
+        ReadOptions::strict(VIGNETTE_DATE),
+        1 << 20,
+    )
+    .unwrap();
+    assert!(bulk.skipped().is_empty(), "{:?}", bulk.skipped());
+    let mut seen = 0;
+    for reading in bulk {
+        let reading = reading.unwrap();
+        let mut got = reading.profile.clone();
+        got.provenance.clear();
+        assert_eq!(
+            &got, &expected[&reading.patient],
+            "{}: {:?}",
+            reading.patient, reading.warnings
+        );
+        assert!(
+            reading.unrecognized.is_empty() && reading.warnings.is_empty(),
+            "{:?}",
+            reading.warnings
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, 300);
+}
+
+/// Shapes that lose certainty: a provisional diagnosis, an eGFR reported only as a bound.
+fn uncertain_shape(mut b: Value, pick: &[u8]) -> Value {
+    for (k, e) in b["entry"].as_array_mut().unwrap().iter_mut().enumerate() {
+        let choice = pick.get(k % pick.len().max(1)).copied().unwrap_or(0) % 3;
+        let r = &mut e["resource"];
+        if r["resourceType"] == "Condition" && choice == 0 {
+            r["verificationStatus"] = json!({"coding": [{"code": "provisional"}]});
+        }
+        if r["resourceType"] == "Observation"
+            && r["code"]["coding"][0]["code"] == "98979-8"
+            && choice != 2
+        {
+            let v = r["valueQuantity"]["value"].as_f64().unwrap_or(0.0);
+            let o = r.as_object_mut().unwrap();
+            o.remove("valueQuantity");
+            // A coarse bound, as a lab reports it: the interval straddles the thresholds.
+            o.insert(
+                "valueString".into(),
+                json!(format!("<{}", ((v / 30.0).floor() + 1.0) * 30.0)),
+            );
+        }
+    }
+    b
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #[test]
+    fn uncertain_shapes_are_never_more_permissive_unless_a_fact_is_missing(
+        seed in any::<u64>(), pick in proptest::collection::vec(any::<u8>(), 1..16)
+    ) {
+        let rs = ruleset();
+        let reader = reader();
+        for p in PatientGenerator::new(rs, seed).take(8) {
+            let minimal = to_bundle(&reader, &p, "p");
+            let real = uncertain_shape(minimal.clone(), &pick);
+            let opts = ReadOptions::strict(p.date);
+            let a = reader.read_bundle(minimal.to_string().as_bytes(), &opts).unwrap();
+            let b = reader.read_bundle(real.to_string().as_bytes(), &opts).unwrap();
+            let ra = rs.evaluate(&a.profile).unwrap();
+            let rb = rs.evaluate(&b.profile).unwrap();
+            for (sa, sb) in ra.steps.iter().zip(&rb.steps) {
+                let more = sb.status.permissiveness() > sa.status.permissiveness();
+                prop_assert!(!more || !sb.missing.is_empty(), "{}: {} -> {} ({:?})", sa.step, sa.status, sb.status, sb.missing);
             }
         }
     }

@@ -203,14 +203,19 @@ pub struct BulkExport<'a> {
     runs: Vec<Run>,
     heap: BinaryHeap<Reverse<(Keyed, usize)>>,
     skipped: Vec<Warning>,
+    /// Medication resources, which name no patient: `(id, JSON)`, given to each patient whose
+    /// records reference them (spec 3.6 E2).
+    medications: Vec<(String, Box<RawValue>)>,
     _tmp: tempfile::TempDir,
 }
 
 impl<'a> BulkExport<'a> {
     /// Sorts the export in `dir` (every `*.ndjson` file) by patient.
     ///
-    /// A line that is not JSON, or a resource with no patient reference, is skipped with a
-    /// warning (lenient) or is an error naming the file and line (strict).
+    /// A line that is not JSON is skipped with a warning (lenient) or is an error naming the
+    /// file and line (strict). A resource that names no patient is counted and reported once
+    /// per read type (unread types, such as an Organization, are only counted), except a
+    /// `Medication`, which is kept and read with every patient whose records reference it.
     pub fn open(
         reader: &'a Reader<'a>,
         dir: &Path,
@@ -226,6 +231,7 @@ impl<'a> BulkExport<'a> {
         files.sort();
         let tmp = tempfile::tempdir().map_err(|e| io(dir, &e))?;
         let mut skipped = Vec::new();
+        let mut medications = Vec::new();
         let mut no_patient: std::collections::BTreeMap<String, usize> =
             std::collections::BTreeMap::new();
         let mut buffer: Vec<Keyed> = Vec::new();
@@ -259,6 +265,16 @@ impl<'a> BulkExport<'a> {
                         // E6: a resource that names no patient is counted per type and
                         // reported once per read type, not once per line; unread types (an
                         // Organization, a Practitioner) are only counted.
+                        None if h.resource_type.as_deref() == Some("Medication") => {
+                            match (
+                                h.id.as_deref(),
+                                serde_json::from_str::<Box<RawValue>>(&line),
+                            ) {
+                                (Some(id), Ok(raw)) => medications.push((id.to_owned(), raw)),
+                                _ => *no_patient.entry("Medication".to_owned()).or_default() += 1,
+                            }
+                            None
+                        }
                         None => {
                             let kind = h.resource_type.as_deref().unwrap_or("(no type)");
                             *no_patient.entry(kind.to_owned()).or_default() += 1;
@@ -305,7 +321,7 @@ impl<'a> BulkExport<'a> {
         }
         flush(&mut buffer, &mut run_paths)?;
         for (kind, n) in no_patient {
-            if crate::model::READ_TYPES.contains(&kind.as_str()) && kind != "Medication" {
+            if crate::model::READ_TYPES.contains(&kind.as_str()) {
                 skipped.push(Warning {
                     entry: None,
                     resource: None,
@@ -335,6 +351,7 @@ impl<'a> BulkExport<'a> {
             runs,
             heap,
             skipped,
+            medications,
             _tmp: tmp,
         })
     }
@@ -405,7 +422,7 @@ impl Iterator for BulkExport<'_> {
                 }
             }
         }
-        let raws: Vec<Raw<'_>> = raws_owned
+        let mut raws: Vec<Raw<'_>> = raws_owned
             .iter()
             .map(|(line, json)| Raw {
                 index: *line,
@@ -413,6 +430,23 @@ impl Iterator for BulkExport<'_> {
                 json,
             })
             .collect();
+        // The shared Medications this patient's records reference, as part of its record.
+        if !self.medications.is_empty() {
+            let referenced = |id: &str| {
+                let needle = format!("Medication/{id}\"");
+                group.iter().any(|k| k.json.contains(&needle))
+            };
+            raws.extend(
+                self.medications
+                    .iter()
+                    .filter(|(id, _)| referenced(id))
+                    .map(|(_, json)| Raw {
+                        index: 0,
+                        full_url: None,
+                        json,
+                    }),
+            );
+        }
         Some(
             self.reader
                 .read_resources(&raws, &self.opts)

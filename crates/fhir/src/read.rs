@@ -1188,7 +1188,30 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
                 }
                 FactValue::Number(n)
             }
-            (FactKind::Number { integer: false, .. }, None, Some(Num::Interval(i))) => {
+            (
+                FactKind::Number {
+                    min,
+                    max,
+                    integer: false,
+                    ..
+                },
+                None,
+                Some(Num::Interval(i)),
+            ) => {
+                // An interval that leaves no value of the fact's range cannot be right.
+                let above = i
+                    .low()
+                    .zip(*max)
+                    .is_some_and(|((l, o), m)| l > m || (o && l == m));
+                let below = i
+                    .high()
+                    .zip(*min)
+                    .is_some_and(|((h, o), m)| h < m || (o && h == m));
+                if above || below {
+                    return Err(Unread::Unknown(format!(
+                        "value {i} is outside the fact's range"
+                    )));
+                }
                 FactValue::Interval(i)
             }
             _ => {

@@ -312,10 +312,17 @@ impl RuleSet {
                 (_, FactValue::Unknown) => Val::Unknown,
                 (FactKind::Bool, FactValue::Bool(b)) => Val::Bool(*b),
                 (FactKind::Number { min, max, .. }, FactValue::Interval(i)) => {
-                    let inside =
-                        |x: f64| !min.is_some_and(|m| x < m) && !max.is_some_and(|m| x > m);
-                    let bounds = [i.gt, i.ge, i.lt, i.le];
-                    if i.is_empty_or_unbounded() || !bounds.iter().flatten().all(|&b| inside(b)) {
+                    // The interval must leave some number of the fact's range: `<270` of an
+                    // eGFR (0-250) is any eGFR, and is read so.
+                    let above_all = i
+                        .low()
+                        .zip(*max)
+                        .is_some_and(|((l, open), m)| l > m || (open && l == m));
+                    let below_all = i
+                        .high()
+                        .zip(*min)
+                        .is_some_and(|((h, open), m)| h < m || (open && h == m));
+                    if i.is_empty_or_unbounded() || above_all || below_all {
                         let lo = min.map_or("-inf".to_owned(), |m| m.to_string());
                         let hi = max.map_or("+inf".to_owned(), |m| m.to_string());
                         return Err(ProfileError::BadInterval {
