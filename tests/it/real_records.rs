@@ -797,3 +797,13 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn c20_a_current_trigger_review_continues() {
+    let p = Profile::new(VIGNETTE_DATE, 50)
+        .with_fact("multiple-sclerosis", true)
+        .with_fact("spasticity", true)
+        .with_step("trigger-review", pathway::core::StepRecord::current(None));
+    let rec = ruleset().evaluate(&p).unwrap();
+    assert_eq!(rec.status("trigger-review"), Some(Status::Continue));
+}
