@@ -99,6 +99,50 @@ pub struct Card {
     /// Required when there are suggestions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selection_behavior: Option<String>,
+    /// Reasons a clinician may give for not following the card (CDS Hooks 2.0).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub override_reasons: Vec<Coding>,
+    /// Links to more about the card.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
+}
+
+/// A link on a card (CDS Hooks 2.0): `absolute` for a page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    /// What the link is.
+    pub label: String,
+    /// Where it goes.
+    pub url: String,
+    /// `absolute` or `smart`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// The Markdown explanation of one step's status: each reason with its role, the facts and
+/// records behind it, its rule and its sources; then the missing facts.
+pub fn step_detail(rs: &RuleSet, s: &StepResult) -> String {
+    markdown(rs, s)
+}
+
+/// A card's source: the rule set, and the step as the card's topic.
+pub fn card_source(rs: &RuleSet, s: Option<&StepResult>) -> CardSource {
+    source(rs, s)
+}
+
+/// A draft order for a step that a suggestion can carry: a MedicationRequest coded with the
+/// step's RxNorm code (and its local code). `None` for a step with no RxNorm code (a
+/// local-only code is never a suggestion's sole coding) and for non-drug steps.
+pub fn order_for(rs: &RuleSet, s: &StepResult, patient: &str) -> Option<Value> {
+    let step = rs.ladder().step(s.step.as_str())?;
+    let rx = step.codes.iter().any(|c| c.system == RXNORM);
+    (rx && matches!(step.kind, StepKind::Drug | StepKind::Injection))
+        .then(|| draft(rs, s, patient, None))
+}
+
+/// A summary cut to the CDS Hooks limit (under 140 characters), marked where it was cut.
+pub fn summary(s: &str) -> String {
+    clip(s, SUMMARY_MAX)
 }
 
 fn stable_uuid(rec: &Recommendation, patient: &str, key: &str) -> String {
@@ -265,6 +309,8 @@ pub fn cds_hooks(rec: &Recommendation, rs: &RuleSet, patient: &str) -> CdsRespon
             source: source(rs, None),
             suggestions: Vec::new(),
             selection_behavior: None,
+            override_reasons: Vec::new(),
+            links: Vec::new(),
         });
     }
     if let Some(why) = rec.not_applicable_because() {
@@ -279,6 +325,8 @@ pub fn cds_hooks(rec: &Recommendation, rs: &RuleSet, patient: &str) -> CdsRespon
             source: source(rs, None),
             suggestions: Vec::new(),
             selection_behavior: None,
+            override_reasons: Vec::new(),
+            links: Vec::new(),
         });
         return CdsResponse { cards };
     }
@@ -332,6 +380,8 @@ pub fn cds_hooks(rec: &Recommendation, rs: &RuleSet, patient: &str) -> CdsRespon
             source: source(rs, Some(s)),
             selection_behavior: (!suggestions.is_empty()).then(|| "at-most-one".to_owned()),
             suggestions,
+            override_reasons: Vec::new(),
+            links: Vec::new(),
         });
     }
     if !rec.missing.is_empty() {
@@ -357,6 +407,8 @@ pub fn cds_hooks(rec: &Recommendation, rs: &RuleSet, patient: &str) -> CdsRespon
             source: source(rs, None),
             suggestions: Vec::new(),
             selection_behavior: None,
+            override_reasons: Vec::new(),
+            links: Vec::new(),
         });
     }
     let held: Vec<&StepResult> = rec
@@ -388,6 +440,8 @@ pub fn cds_hooks(rec: &Recommendation, rs: &RuleSet, patient: &str) -> CdsRespon
             source: source(rs, None),
             suggestions: Vec::new(),
             selection_behavior: None,
+            override_reasons: Vec::new(),
+            links: Vec::new(),
         });
     }
     CdsResponse { cards }

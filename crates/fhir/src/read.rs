@@ -552,6 +552,85 @@ impl<'r> Reader<'r> {
     }
 }
 
+/// What draft orders (CDS Hooks `draftOrders`) propose, read with the value sets as a record
+/// is read: the steps they order and the medication classes of the drugs they order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Orders {
+    /// Per ordered step, the order resources that order it (`MedicationRequest/draft-1`).
+    pub steps: BTreeMap<StepId, Vec<String>>,
+    /// Per medication class, the order resources whose drug is in it.
+    pub classes: BTreeMap<String, Vec<String>>,
+    /// Orders whose drug matched nothing the value sets list.
+    pub unrecognized: Vec<Unrecognized>,
+}
+
+impl Reader<'_> {
+    /// Reads draft orders (a Bundle of MedicationRequests, or the resources themselves as a
+    /// JSON array) as the steps and medication classes they propose. Each order is read as
+    /// if it were active, with the same code and name matching as a record (spec 3.6 E2).
+    ///
+    /// ```
+    /// use pathway_core::Date;
+    /// use pathway_fhir::{Reader, ValueSets};
+    /// use pathway_rules::RuleSet;
+    /// let rs = RuleSet::ms_spasticity().unwrap();
+    /// let reader = Reader::new(&rs, ValueSets::ms_spasticity(&rs).unwrap());
+    /// let orders = serde_json::json!({"resourceType": "Bundle", "entry": [{"resource": {
+    ///     "resourceType": "MedicationRequest", "id": "d1", "status": "draft", "intent": "order",
+    ///     "medicationCodeableConcept": {"text": "tizanidine 4 mg tablet"}}}]});
+    /// let o = reader.read_orders(&orders, Date::constant(2026, 11, 22)).unwrap();
+    /// assert_eq!(o.steps["tizanidine"], ["MedicationRequest/d1"]);
+    /// ```
+    pub fn read_orders(&self, orders: &serde_json::Value, date: Date) -> Result<Orders, FhirError> {
+        let resources: Vec<&serde_json::Value> = match orders {
+            serde_json::Value::Array(a) => a.iter().collect(),
+            serde_json::Value::Object(o) if o.get("resourceType").and_then(|t| t.as_str()) == Some("Bundle") => o
+                .get("entry")
+                .and_then(|e| e.as_array())
+                .map(|e| e.iter().filter_map(|x| x.get("resource")).collect())
+                .unwrap_or_default(),
+            other => vec![other],
+        };
+        let mut out = Orders::default();
+        for (i, r) in resources.into_iter().enumerate() {
+            let kind = r.get("resourceType").and_then(|t| t.as_str()).unwrap_or("");
+            if !matches!(kind, "MedicationRequest" | "MedicationStatement" | "MedicationAdministration") {
+                continue;
+            }
+            let id = r
+                .get("id")
+                .and_then(|x| x.as_str())
+                .map_or_else(|| format!("order-{i}"), str::to_owned);
+            let mut order = r.clone();
+            if let Some(o) = order.as_object_mut() {
+                o.insert("resourceType".into(), "MedicationRequest".into());
+                o.insert("id".into(), serde_json::Value::String(id.clone()));
+                o.insert("status".into(), "active".into());
+                o.insert("intent".into(), "order".into());
+                for k in ["subject", "authoredOn", "doNotPerform"] {
+                    o.remove(k);
+                }
+            }
+            let bundle = serde_json::json!({"resourceType": "Bundle", "entry": [
+                {"resource": {"resourceType": "Patient", "id": "order", "birthDate": "1900"}},
+                {"resource": order}]});
+            let reading = self.read_bundle(bundle.to_string().as_bytes(), &ReadOptions::lenient(date))?;
+            let label = format!("{kind}/{id}");
+            for step in reading.profile.steps.keys() {
+                out.steps.entry(step.clone()).or_default().push(label.clone());
+            }
+            for class in &reading.profile.medications {
+                out.classes.entry(class.clone()).or_default().push(label.clone());
+            }
+            for mut u in reading.unrecognized {
+                u.resource.clone_from(&label);
+                out.unrecognized.push(u);
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Parses one resource (or its head) with `seed`; only a failure is parsed again, to find the
 /// field at fault: `(field path, message)`.
 fn parse<'a, S: DeserializeSeed<'a> + Copy>(
