@@ -7,6 +7,7 @@ mod batch;
 mod check;
 mod common;
 mod evaluate;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -183,11 +184,39 @@ enum Command {
         #[arg(long, value_name = "YYYY-MM-DD")]
         date: Option<String>,
     },
+    /// Run the CDS Hooks 2.0 service an EHR calls (patient-view, order-select, order-sign).
+    Serve {
+        /// Port to listen on (on the configured address; default 8080).
+        #[arg(long, value_name = "N")]
+        port: Option<u16>,
+        /// Configuration file (TOML); `PATHWAY_*` environment variables and flags override it.
+        #[arg(long, value_name = "FILE", env = "PATHWAY_CONFIG")]
+        config: Option<PathBuf>,
+        /// Accept hook calls without a verified JWT. Development only: never in production.
+        #[arg(long)]
+        insecure_dev: bool,
+    },
+    /// Clinicians' feedback on cards, as stored by `serve`.
+    Feedback {
+        #[command(subcommand)]
+        command: FeedbackCommand,
+    },
     /// Print a JSON Schema.
     Schema {
         /// Which document.
         #[arg(value_enum)]
         kind: SchemaKind,
+    },
+}
+
+/// What `feedback` does.
+#[derive(Debug, Subcommand)]
+enum FeedbackCommand {
+    /// Acceptance and override rates per rule and per card kind.
+    Report {
+        /// The feedback database (default: the configuration's, or `pathway-feedback.sqlite`).
+        #[arg(long, value_name = "FILE")]
+        db: Option<PathBuf>,
     },
 }
 
@@ -241,6 +270,14 @@ fn run(cli: Cli) -> Result<(), Fail> {
             seed,
             date,
         } => batch::generate(count, &out, format, seed, date.as_deref()),
+        Command::Serve {
+            port,
+            config,
+            insecure_dev,
+        } => serve::run(port, config.as_deref(), insecure_dev),
+        Command::Feedback {
+            command: FeedbackCommand::Report { db },
+        } => serve::report(db.as_deref()),
         Command::Schema { kind } => {
             let schema = match kind {
                 SchemaKind::Ruleset => pathway_rules::schema::ruleset(),

@@ -62,7 +62,11 @@ pub struct SuggestionAction {
     /// What it does.
     pub description: String,
     /// The draft resource.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub resource: Value,
+    /// For a `delete` action: the resources to remove (`MedicationRequest/draft-1`).
+    #[serde(default, rename = "resourceId", skip_serializing_if = "Vec::is_empty")]
+    pub resource_id: Vec<String>,
 }
 
 /// A suggestion on a card.
@@ -367,6 +371,7 @@ pub fn cds_hooks(rec: &Recommendation, rs: &RuleSet, patient: &str) -> CdsRespon
                     kind: "create".into(),
                     description: format!("Draft order: {}", s.name),
                     resource: draft(rs, s, patient, None),
+                    resource_id: Vec::new(),
                 }],
             }]
         } else {

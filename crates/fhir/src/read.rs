@@ -584,17 +584,23 @@ impl Reader<'_> {
     pub fn read_orders(&self, orders: &serde_json::Value, date: Date) -> Result<Orders, FhirError> {
         let resources: Vec<&serde_json::Value> = match orders {
             serde_json::Value::Array(a) => a.iter().collect(),
-            serde_json::Value::Object(o) if o.get("resourceType").and_then(|t| t.as_str()) == Some("Bundle") => o
-                .get("entry")
-                .and_then(|e| e.as_array())
-                .map(|e| e.iter().filter_map(|x| x.get("resource")).collect())
-                .unwrap_or_default(),
+            serde_json::Value::Object(o)
+                if o.get("resourceType").and_then(|t| t.as_str()) == Some("Bundle") =>
+            {
+                o.get("entry")
+                    .and_then(|e| e.as_array())
+                    .map(|e| e.iter().filter_map(|x| x.get("resource")).collect())
+                    .unwrap_or_default()
+            }
             other => vec![other],
         };
         let mut out = Orders::default();
         for (i, r) in resources.into_iter().enumerate() {
             let kind = r.get("resourceType").and_then(|t| t.as_str()).unwrap_or("");
-            if !matches!(kind, "MedicationRequest" | "MedicationStatement" | "MedicationAdministration") {
+            if !matches!(
+                kind,
+                "MedicationRequest" | "MedicationStatement" | "MedicationAdministration"
+            ) {
                 continue;
             }
             let id = r
@@ -614,13 +620,20 @@ impl Reader<'_> {
             let bundle = serde_json::json!({"resourceType": "Bundle", "entry": [
                 {"resource": {"resourceType": "Patient", "id": "order", "birthDate": "1900"}},
                 {"resource": order}]});
-            let reading = self.read_bundle(bundle.to_string().as_bytes(), &ReadOptions::lenient(date))?;
+            let reading =
+                self.read_bundle(bundle.to_string().as_bytes(), &ReadOptions::lenient(date))?;
             let label = format!("{kind}/{id}");
             for step in reading.profile.steps.keys() {
-                out.steps.entry(step.clone()).or_default().push(label.clone());
+                out.steps
+                    .entry(step.clone())
+                    .or_default()
+                    .push(label.clone());
             }
             for class in &reading.profile.medications {
-                out.classes.entry(class.clone()).or_default().push(label.clone());
+                out.classes
+                    .entry(class.clone())
+                    .or_default()
+                    .push(label.clone());
             }
             for mut u in reading.unrecognized {
                 u.resource.clone_from(&label);

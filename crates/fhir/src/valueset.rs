@@ -691,6 +691,35 @@ impl ValueSets {
         &self.warnings
     }
 
+    /// Every Observation code the value sets read, as `(system, code)`, sorted: what a FHIR
+    /// search for the patient's Observations needs to ask for.
+    ///
+    /// ```
+    /// use pathway_fhir::ValueSets;
+    /// use pathway_rules::RuleSet;
+    /// let rs = RuleSet::ms_spasticity().unwrap();
+    /// let vs = ValueSets::ms_spasticity(&rs).unwrap();
+    /// let codes = vs.observation_codes();
+    /// assert!(codes.contains(&("http://loinc.org".to_owned(), "98979-8".to_owned())));
+    /// assert!(codes.contains(&("urn:pathway:fact".to_owned(), "outcome".to_owned())));
+    /// ```
+    pub fn observation_codes(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self
+            .observations
+            .iter()
+            .map(|(k, _)| k)
+            .chain(self.measurements.iter().map(|(k, _)| k))
+            .map(|(s, c)| (s.to_owned(), c.to_owned()))
+            .chain(std::iter::once((
+                FACT_SYSTEM.to_owned(),
+                "outcome".to_owned(),
+            )))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
     /// A code that records a current medication of `class` and of nothing else (for writing
     /// profiles as records), lowest first.
     pub(crate) fn class_code(&self, class: &str) -> Option<(&str, &str)> {
