@@ -489,3 +489,58 @@ fn batch_summary_detail_lists_statuses_decisive_rules_and_missing() {
         );
     }
 }
+
+#[test]
+fn serve_starts_answers_discovery_and_refuses_without_trust() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let db = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pathway"))
+        .args(["serve", "--port", "0"])
+        .env("PATHWAY_FEEDBACK_DB", db.path().join("f.sqlite"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("pathway: CDS Hooks service on http://")
+        .and_then(|a| a.strip_suffix("/cds-services"))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    let request = |req: String| {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.write_all(req.as_bytes()).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let discovery = request(format!(
+        "GET /cds-services HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    ));
+    assert!(discovery.starts_with("HTTP/1.1 200"), "{discovery}");
+    assert!(discovery.contains("pathway-order-sign"));
+    // No trusted client and no --insecure-dev: hook calls are refused.
+    let body = r#"{"hook":"patient-view","hookInstance":"x","context":{"patientId":"p"}}"#;
+    let hook = request(format!(
+        "POST /cds-services/pathway-patient-view HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    assert!(hook.starts_with("HTTP/1.1 401"), "{hook}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn feedback_report_without_a_database_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pathway(&[
+        "feedback",
+        "report",
+        "--db",
+        &dir.path().join("none.sqlite").display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no feedback database"));
+}

@@ -8,7 +8,6 @@ use pathway_fhir::{
 };
 use pathway_rules::{Recommendation, RuleSet, StepResult};
 
-
 use crate::config::CardsConfig;
 use crate::feedback::Issued;
 
@@ -176,18 +175,19 @@ pub fn patient_view(ctx: &Ctx<'_>, rec: &Recommendation) -> Vec<(Card, Issued)> 
     for s in &review {
         parts.push(format!("review {} now", s.name));
     }
-    if !next.is_empty() {
-        let names: Vec<String> = next
-            .iter()
-            .map(|s| {
-                if s.status == Status::Caution {
-                    format!("{} (caution)", s.name)
-                } else {
-                    s.name.clone()
-                }
-            })
-            .collect();
-        parts.push(format!("next: {}", names.join(", ")));
+    // Caution first (what needs a clinician's review), then what may be offered.
+    let names = |st: Status| -> Vec<&str> {
+        next.iter()
+            .filter(|s| s.status == st)
+            .map(|s| s.name.as_str())
+            .collect()
+    };
+    let (caution, offer) = (names(Status::Caution), names(Status::Offer));
+    if !caution.is_empty() {
+        parts.push(format!("offer with caution: {}", caution.join(", ")));
+    }
+    if !offer.is_empty() {
+        parts.push(format!("may offer: {}", offer.join(", ")));
     }
     let mut detail = String::new();
     for s in review.iter().chain(&next) {

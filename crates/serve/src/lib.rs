@@ -225,7 +225,9 @@ impl Service {
             };
             cards::orders(&ctx, &rec, with.as_ref(), &orders)
         };
-        let rules: Vec<String> = made.iter().flat_map(|(_, i)| i.rules.clone()).collect();
+        let mut rules: Vec<String> = made.iter().flat_map(|(_, i)| i.rules.clone()).collect();
+        rules.sort();
+        rules.dedup();
         let issued: Vec<feedback::Issued> = made.iter().map(|(_, i)| i.clone()).collect();
         let now = jiff::Timestamp::now().to_string();
         if !issued.is_empty() {
