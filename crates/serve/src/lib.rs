@@ -45,6 +45,7 @@ use axum::routing::{get, post};
 use pathway_core::Date;
 use pathway_fhir::{Card, ReadOptions, Reader, ValueSets};
 use pathway_rules::RuleSet;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tower::ServiceBuilder;
 
@@ -163,13 +164,13 @@ impl Service {
             })
     }
 
-    /// Answers one hook call: `(cards, rule ids behind them)`.
+    /// Answers one hook call: the cards and the rule ids behind them.
     pub async fn hook(
         &self,
         id: &str,
         headers: &HeaderMap,
         body: &[u8],
-    ) -> Result<(Vec<Card>, Vec<String>), Refusal> {
+    ) -> Result<Answer, Refusal> {
         let &(_, hook, _) = SERVICES
             .iter()
             .find(|(s, _, _)| *s == id)
@@ -177,11 +178,11 @@ impl Service {
         self.authorise(id, headers).await?;
         let req = Request::parse(body, hook)?;
         let values = self.prefetch(&req).await?;
-        let bundle = prefetch::bundle(&values.found);
+        let bundle = prefetch::bundle_text(&values.found, body.len())?;
         let date = self.today();
         let reading = match self
             .reader
-            .read_bundle(bundle.to_string().as_bytes(), &ReadOptions::lenient(date))
+            .read_bundle(bundle.as_bytes(), &ReadOptions::lenient(date))
         {
             Ok(r) => r,
             Err(e) => {
@@ -233,7 +234,11 @@ impl Service {
         if !issued.is_empty() {
             self.feedback.issued(&issued, &now);
         }
-        Ok((made.into_iter().map(|(c, _)| c).collect(), rules))
+        Ok(Answer {
+            cards: made.into_iter().map(|(c, _)| c).collect(),
+            rules,
+            hook_instance: req.hook_instance,
+        })
     }
 
     async fn authorise(&self, id: &str, headers: &HeaderMap) -> Result<(), Refusal> {
@@ -268,7 +273,7 @@ impl Service {
             .map(|_| ())
     }
 
-    async fn prefetch(&self, req: &Request) -> Result<Prefetched, Refusal> {
+    async fn prefetch<'a>(&self, req: &Request<'a>) -> Result<Prefetched<'a>, Refusal> {
         let access = req.fhir_server.as_deref().map(|server| prefetch::Access {
             server,
             token: req.token.as_deref(),
@@ -278,8 +283,8 @@ impl Service {
         let mut unavailable = Vec::new();
         let mut missing = Vec::new();
         for t in &self.templates {
-            if let Some(v) = prefetch::usable(req.prefetch.get(t.key)) {
-                found.push((t.key.to_owned(), v.clone()));
+            if let Some(v) = prefetch::usable(t.key, req.prefetch.get(t.key).copied())? {
+                found.push(prefetch::Found::Sent(v));
                 continue;
             }
             let why = match &access {
@@ -294,9 +299,7 @@ impl Service {
                     let q = prefetch::query(t, &req.patient_id)?;
                     match prefetch::fetch(&self.http, a, &q, &self.cfg.limits).await {
                         Ok(resources) => {
-                            let v = json!({"resourceType": "Bundle", "type": "searchset",
-                                "entry": resources.into_iter().map(|r| json!({"resource": r})).collect::<Vec<_>>()});
-                            found.push((t.key.to_owned(), v));
+                            found.push(prefetch::Found::Fetched(resources));
                             continue;
                         }
                         Err(e) => e,
@@ -319,29 +322,77 @@ impl Service {
     }
 }
 
-struct Prefetched {
-    found: Vec<(String, Value)>,
+/// What a hook call is answered with.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The cards.
+    pub cards: Vec<Card>,
+    /// The rule ids behind them, sorted, each once.
+    pub rules: Vec<String>,
+    /// The call's `hookInstance`.
+    pub hook_instance: String,
+}
+
+struct Prefetched<'a> {
+    found: Vec<prefetch::Found<'a>>,
     unavailable: Vec<String>,
 }
 
-/// A hook call's body, checked.
-struct Request {
+/// A hook call's body, checked; prefetch values stay raw JSON borrowed from the body.
+struct Request<'a> {
     hook_instance: String,
     patient_id: String,
     fhir_server: Option<String>,
     token: Option<String>,
     scopes: String,
-    prefetch: serde_json::Map<String, Value>,
+    prefetch: std::collections::HashMap<&'a str, &'a RawValue>,
     draft_orders: Option<Value>,
 }
 
-impl Request {
-    fn parse(body: &[u8], hook: &str) -> Result<Request, Refusal> {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| Refusal::bad_request(format!("the body is not JSON: {e}")))?;
-        let o = v
-            .as_object()
-            .ok_or_else(|| Refusal::bad_request("the body is not a JSON object"))?;
+/// The body: the small parts as trees, the prefetch (the bulk of it) as raw JSON, read once,
+/// by the FHIR reader. Other fields are passed over.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    #[serde(default)]
+    hook: Option<Value>,
+    #[serde(default)]
+    hook_instance: Option<Value>,
+    #[serde(default)]
+    context: Option<Value>,
+    #[serde(default)]
+    fhir_server: Option<Value>,
+    #[serde(default)]
+    fhir_authorization: Option<Value>,
+    #[serde(default, borrow)]
+    prefetch: Option<&'a RawValue>,
+}
+
+impl<'a> Request<'a> {
+    fn parse(body: &'a [u8], hook: &str) -> Result<Request<'a>, Refusal> {
+        let text = std::str::from_utf8(body)
+            .map_err(|e| Refusal::bad_request(format!("the body is not UTF-8: {e}")))?;
+        let env: Envelope<'a> = match serde_json::from_str(text) {
+            Ok(e) => e,
+            Err(e) if e.is_data() => {
+                return Err(Refusal::bad_request(format!(
+                    "the body is not a CDS Hooks request object: {e}"
+                )));
+            }
+            Err(e) => return Err(Refusal::bad_request(format!("the body is not JSON: {e}"))),
+        };
+        let mut o = serde_json::Map::new();
+        for (k, v) in [
+            ("hook", env.hook),
+            ("hookInstance", env.hook_instance),
+            ("context", env.context),
+            ("fhirServer", env.fhir_server),
+            ("fhirAuthorization", env.fhir_authorization),
+        ] {
+            if let Some(v) = v {
+                o.insert(k.to_owned(), v);
+            }
+        }
         let text = |k: &str| o.get(k).and_then(Value::as_str);
         match text("hook") {
             Some(h) if h == hook => {}
@@ -410,10 +461,11 @@ impl Request {
                 (Some(token.to_owned()), scope.to_owned())
             }
         };
-        let prefetch = match o.get("prefetch") {
-            None | Some(Value::Null) => serde_json::Map::new(),
-            Some(Value::Object(m)) => m.clone(),
-            Some(_) => return Err(Refusal::bad_request("`prefetch` is not an object")),
+        let prefetch = match env.prefetch {
+            None => std::collections::HashMap::new(),
+            Some(raw) if raw.get().trim() == "null" => std::collections::HashMap::new(),
+            Some(raw) => serde_json::from_str(raw.get())
+                .map_err(|_| Refusal::bad_request("`prefetch` is not an object of resources"))?,
         };
         Ok(Request {
             hook_instance,
@@ -491,23 +543,15 @@ async fn hook(
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
-    let instance = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| {
-            v.get("hookInstance")
-                .and_then(Value::as_str)
-                .map(|x| x.chars().take(64).collect::<String>())
-        })
-        .unwrap_or_default();
     let result = s.hook(&id, &headers, &body).await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     match result {
-        Ok((cards, rules)) => {
-            tracing::info!(hook_instance = %instance, service = %id, status = 200, latency_ms, cards = cards.len(), rules = ?rules, "hook answered");
-            axum::Json(json!({ "cards": cards })).into_response()
+        Ok(a) => {
+            tracing::info!(hook_instance = %a.hook_instance, service = %id, status = 200, latency_ms, cards = a.cards.len(), rules = ?a.rules, "hook answered");
+            axum::Json(json!({ "cards": a.cards })).into_response()
         }
         Err(r) => {
-            tracing::info!(hook_instance = %instance, service = %id, status = r.status.as_u16(), latency_ms, "hook refused");
+            tracing::info!(service = %id, status = r.status.as_u16(), latency_ms, "hook refused");
             r.into_response()
         }
     }

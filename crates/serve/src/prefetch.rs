@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::config::Limits;
 use crate::error::Refusal;
@@ -115,13 +118,116 @@ impl Access<'_> {
     }
 }
 
-/// Whether a prefetch value is usable: not `null` and not an OperationOutcome.
-pub fn usable(v: Option<&Value>) -> Option<&Value> {
-    let v = v?;
-    if v.is_null() || v.get("resourceType").and_then(Value::as_str) == Some("OperationOutcome") {
-        return None;
+/// The head of a resource: its type and id (the rest is skipped, not kept).
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Head<'a> {
+    #[serde(borrow)]
+    resource_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+}
+
+/// A searchset's entries, each resource left as raw JSON.
+#[derive(Debug, serde::Deserialize)]
+struct Searchset<'a> {
+    #[serde(default, borrow)]
+    entry: Vec<SearchEntry<'a>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct SearchEntry<'a> {
+    #[serde(borrow)]
+    resource: Option<&'a RawValue>,
+}
+
+/// A prefetch value: usable (a resource or a Bundle), or not (`null`, an OperationOutcome),
+/// which the service then fetches itself (CDS Hooks 2.0).
+pub fn usable<'a>(key: &str, v: Option<&'a RawValue>) -> Result<Option<&'a RawValue>, Refusal> {
+    let Some(v) = v else { return Ok(None) };
+    if v.get().trim() == "null" {
+        return Ok(None);
     }
-    v.is_object().then_some(v)
+    let head: Head<'_> = serde_json::from_str(v.get()).map_err(|e| {
+        Refusal::bad_request(format!("prefetch `{key}` is not a FHIR resource: {e}"))
+    })?;
+    match head.resource_type.as_deref() {
+        Some("OperationOutcome") => Ok(None),
+        Some(_) => Ok(Some(v)),
+        None => Err(Refusal::bad_request(format!(
+            "prefetch `{key}` is not a FHIR resource (no resourceType)"
+        ))),
+    }
+}
+
+/// What one prefetch key gave: the client's raw JSON, or what the service fetched.
+pub enum Found<'a> {
+    /// Sent by the CDS client.
+    Sent(&'a RawValue),
+    /// Fetched from the FHIR server.
+    Fetched(Vec<Value>),
+}
+
+/// Puts the resources of prefetch values together as one `collection` Bundle's JSON, the
+/// client's resources copied as they came (never parsed into a tree and written again). A
+/// resource found twice (by type and id) is kept once.
+pub fn bundle_text(found: &[Found<'_>], size_hint: usize) -> Result<String, Refusal> {
+    let mut out = String::with_capacity(size_hint + 1024);
+    out.push_str(r#"{"resourceType":"Bundle","type":"collection","entry":["#);
+    let mut seen: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
+    let mut first = true;
+    let mut push = |raw: &str, out: &mut String| -> Result<(), Refusal> {
+        let head: Head<'_> = serde_json::from_str(raw)
+            .map_err(|e| Refusal::bad_request(format!("a prefetched resource is not JSON: {e}")))?;
+        let kind = head.resource_type.as_deref().unwrap_or_default();
+        if let Some(id) = head.id.as_deref()
+            && !seen.insert((kind.to_owned(), id.to_owned()))
+        {
+            return Ok(());
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push('{');
+        if let Some(id) = head.id.as_deref() {
+            let url = serde_json::to_string(&format!("{kind}/{id}"))
+                .map_err(|e| Refusal::bad_request(e.to_string()))?;
+            out.push_str(r#""fullUrl":"#);
+            out.push_str(&url);
+            out.push(',');
+        }
+        out.push_str(r#""resource":"#);
+        out.push_str(raw);
+        out.push('}');
+        Ok(())
+    };
+    for f in found {
+        match f {
+            Found::Sent(raw) => {
+                let head: Head<'_> = serde_json::from_str(raw.get()).map_err(|e| {
+                    Refusal::bad_request(format!("a prefetch value is not JSON: {e}"))
+                })?;
+                if head.resource_type.as_deref() == Some("Bundle") {
+                    let set: Searchset<'_> = serde_json::from_str(raw.get()).map_err(|e| {
+                        Refusal::bad_request(format!("a prefetched Bundle cannot be read: {e}"))
+                    })?;
+                    for e in set.entry.iter().filter_map(|e| e.resource) {
+                        push(e.get(), &mut out)?;
+                    }
+                } else {
+                    push(raw.get(), &mut out)?;
+                }
+            }
+            Found::Fetched(resources) => {
+                for r in resources {
+                    push(&r.to_string(), &mut out)?;
+                }
+            }
+        }
+    }
+    out.push_str("]}");
+    Ok(out)
 }
 
 /// Fetches one template's query from the FHIR server, following search pages on the same
@@ -201,38 +307,6 @@ pub async fn fetch(
     Ok(out)
 }
 
-/// Puts the resources of prefetch values together as one `collection` Bundle.
-pub fn bundle(values: &[(String, Value)]) -> Value {
-    let mut seen = std::collections::BTreeSet::new();
-    let mut entries = Vec::new();
-    for (_, v) in values {
-        let resources: Vec<&Value> = match v.get("resourceType").and_then(Value::as_str) {
-            Some("Bundle") => v
-                .get("entry")
-                .and_then(Value::as_array)
-                .map(|e| e.iter().filter_map(|x| x.get("resource")).collect())
-                .unwrap_or_default(),
-            _ => vec![v],
-        };
-        for r in resources {
-            let kind = r.get("resourceType").and_then(Value::as_str).unwrap_or("");
-            let id = r.get("id").and_then(Value::as_str);
-            if let Some(id) = id
-                && !seen.insert(format!("{kind}/{id}"))
-            {
-                continue;
-            }
-            let mut e = Map::new();
-            if let Some(id) = id {
-                e.insert("fullUrl".into(), Value::String(format!("{kind}/{id}")));
-            }
-            e.insert("resource".into(), r.clone());
-            entries.push(Value::Object(e));
-        }
-    }
-    serde_json::json!({"resourceType": "Bundle", "type": "collection", "entry": entries})
-}
-
 /// Substitutes the context's patient id into a query.
 pub fn query(template: &Template, patient_id: &str) -> Result<String, Refusal> {
     if patient_id.is_empty()
@@ -274,12 +348,35 @@ mod tests {
 
     #[test]
     fn unusable_prefetch_values() {
-        assert!(usable(None).is_none());
-        assert!(usable(Some(&Value::Null)).is_none());
-        let oo = serde_json::json!({"resourceType": "OperationOutcome"});
-        assert!(usable(Some(&oo)).is_none());
-        let b = serde_json::json!({"resourceType": "Bundle"});
-        assert!(usable(Some(&b)).is_some());
+        let raw = |s: &str| RawValue::from_string(s.to_owned()).unwrap();
+        assert!(usable("k", None).unwrap().is_none());
+        assert!(usable("k", Some(&raw("null"))).unwrap().is_none());
+        assert!(
+            usable("k", Some(&raw(r#"{"resourceType":"OperationOutcome"}"#)))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            usable("k", Some(&raw(r#"{"resourceType":"Bundle"}"#)))
+                .unwrap()
+                .is_some()
+        );
+        assert!(usable("k", Some(&raw("[1]"))).is_err());
+        assert!(usable("k", Some(&raw(r#"{"id":"x"}"#))).is_err());
+    }
+
+    #[test]
+    fn the_bundle_copies_resources_once_each() {
+        let raw = RawValue::from_string(
+            r#"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Condition","id":"c1"}},{"resource":{"resourceType":"Condition","id":"c1"}}]}"#.to_owned(),
+        )
+        .unwrap();
+        let p = RawValue::from_string(r#"{"resourceType":"Patient","id":"p"}"#.to_owned()).unwrap();
+        let text = bundle_text(&[Found::Sent(&p), Found::Sent(&raw)], 0).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["entry"].as_array().unwrap().len(), 2);
+        assert_eq!(v["entry"][0]["fullUrl"], "Patient/p");
+        assert_eq!(v["entry"][1]["resource"]["id"], "c1");
     }
 
     #[test]
