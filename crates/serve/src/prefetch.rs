@@ -141,6 +141,28 @@ struct SearchEntry<'a> {
     resource: Option<&'a RawValue>,
 }
 
+/// The `resourceType` of a resource whose JSON starts with it (as FHIR writers put it), read
+/// without scanning the rest; `None` means "parse to find it".
+fn peek_type(raw: &str) -> Option<&str> {
+    let rest = raw.trim_start().strip_prefix('{')?.trim_start();
+    let rest = rest
+        .strip_prefix("\"resourceType\"")?
+        .trim_start()
+        .strip_prefix(':')?;
+    let rest = rest.trim_start().strip_prefix('"')?;
+    let kind = rest.get(..rest.find('"')?)?;
+    (!kind.contains('\\')).then_some(kind)
+}
+
+/// A resource's type, peeked or parsed.
+fn resource_type(raw: &str) -> Result<Option<Cow<'_, str>>, serde_json::Error> {
+    if let Some(k) = peek_type(raw) {
+        return Ok(Some(Cow::Borrowed(k)));
+    }
+    let head: Head<'_> = serde_json::from_str(raw)?;
+    Ok(head.resource_type)
+}
+
 /// A prefetch value: usable (a resource or a Bundle), or not (`null`, an OperationOutcome),
 /// which the service then fetches itself (CDS Hooks 2.0).
 pub fn usable<'a>(key: &str, v: Option<&'a RawValue>) -> Result<Option<&'a RawValue>, Refusal> {
@@ -148,10 +170,10 @@ pub fn usable<'a>(key: &str, v: Option<&'a RawValue>) -> Result<Option<&'a RawVa
     if v.get().trim() == "null" {
         return Ok(None);
     }
-    let head: Head<'_> = serde_json::from_str(v.get()).map_err(|e| {
+    let kind = resource_type(v.get()).map_err(|e| {
         Refusal::bad_request(format!("prefetch `{key}` is not a FHIR resource: {e}"))
     })?;
-    match head.resource_type.as_deref() {
+    match kind.as_deref() {
         Some("OperationOutcome") => Ok(None),
         Some(_) => Ok(Some(v)),
         None => Err(Refusal::bad_request(format!(
@@ -205,10 +227,10 @@ pub fn bundle_text(found: &[Found<'_>], size_hint: usize) -> Result<String, Refu
     for f in found {
         match f {
             Found::Sent(raw) => {
-                let head: Head<'_> = serde_json::from_str(raw.get()).map_err(|e| {
+                let kind = resource_type(raw.get()).map_err(|e| {
                     Refusal::bad_request(format!("a prefetch value is not JSON: {e}"))
                 })?;
-                if head.resource_type.as_deref() == Some("Bundle") {
+                if kind.as_deref() == Some("Bundle") {
                     let set: Searchset<'_> = serde_json::from_str(raw.get()).map_err(|e| {
                         Refusal::bad_request(format!("a prefetched Bundle cannot be read: {e}"))
                     })?;
@@ -363,6 +385,22 @@ mod tests {
         );
         assert!(usable("k", Some(&raw("[1]"))).is_err());
         assert!(usable("k", Some(&raw(r#"{"id":"x"}"#))).is_err());
+    }
+
+    #[test]
+    fn types_are_peeked_when_they_come_first_and_parsed_otherwise() {
+        assert_eq!(
+            peek_type(r#" { "resourceType" : "Bundle", "x": 1}"#),
+            Some("Bundle")
+        );
+        assert_eq!(peek_type(r#"{"id":"x","resourceType":"Bundle"}"#), None);
+        assert_eq!(
+            resource_type(r#"{"id":"x","resourceType":"Bundle"}"#)
+                .unwrap()
+                .as_deref(),
+            Some("Bundle")
+        );
+        assert_eq!(peek_type(r#"{"resourceType":"Bun\u0064le"}"#), None);
     }
 
     #[test]
