@@ -239,3 +239,25 @@ fn request_group_has_one_action_per_offered_or_cautioned_step() {
         }
     }
 }
+
+#[test]
+fn a_request_group_for_a_patient_outside_the_pathway_has_no_empty_arrays_and_says_why() {
+    let rs = crate::support::ruleset();
+    let p = pathway::Profile::new(crate::support::VIGNETTE_DATE, 40);
+    let rec = rs.evaluate(&p).unwrap();
+    let rg = serde_json::to_value(pathway::fhir::request_group(&rec, rs, "Patient/p")).unwrap();
+    assert!(
+        rg.get("contained").is_none() && rg.get("action").is_none(),
+        "{rg:#}"
+    );
+    let notes: Vec<&str> = rg["note"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains("does not apply")),
+        "{notes:?}"
+    );
+}

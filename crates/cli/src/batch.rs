@@ -37,6 +37,12 @@ pub struct Options {
     pub strict: bool,
     pub jobs: Option<usize>,
     pub detail: crate::Detail,
+    /// The longest record read; a longer line is a bad record.
+    pub max_record_bytes: usize,
+    /// Where a Bulk export is sorted (default: `TMPDIR`, else the system's).
+    pub tmpdir: Option<PathBuf>,
+    /// Above this share of bad records, the summary says so plainly.
+    pub max_failed_share: f64,
 }
 
 /// One record to evaluate.
@@ -60,11 +66,22 @@ struct Job {
 /// A chunk evaluated: the output lines in one buffer, and for each record either its line's
 /// range in that buffer or why it could not be evaluated; statuses of the records evaluated,
 /// one per step each, in order.
-struct Done {
+struct Done<'a> {
     seq: u64,
     out: Vec<u8>,
     results: Vec<Result<Range<usize>, String>>,
     statuses: Vec<Status>,
+    /// Per record evaluated, in order: what the summary counts.
+    stats: Vec<Stats<'a>>,
+}
+
+/// What the run's summary counts of one record.
+struct Stats<'a> {
+    applicable: bool,
+    /// Facts missing for some step, each once (`true`: a medication class).
+    missing: Vec<(&'a str, bool)>,
+    /// Records of the patient's that matched nothing.
+    unrecognized: usize,
 }
 
 /// One line of the output file.
@@ -94,6 +111,8 @@ struct Summary<'a> {
     steps: Vec<StepSummary<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     warnings: Vec<String>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    unrecognized: &'a [pathway_rules::Unrecognized],
 }
 
 /// What every worker shares, and one worker's reusable buffers.
@@ -108,9 +127,9 @@ struct Worker<'a> {
     eval: pathway_rules::Evaluation,
 }
 
-impl Worker<'_> {
+impl<'a> Worker<'a> {
     /// Evaluates chunks until there are no more or the results are no longer wanted.
-    fn run(mut self, jobs: &Mutex<Receiver<Job>>, tx: &SyncSender<Done>) {
+    fn run(mut self, jobs: &Mutex<Receiver<Job>>, tx: &SyncSender<Done<'a>>) {
         loop {
             let job = match jobs.lock() {
                 Ok(rx) => rx.recv(),
@@ -124,19 +143,21 @@ impl Worker<'_> {
     }
 
     /// Evaluates a chunk.
-    fn chunk(&mut self, job: Job) -> Done {
+    fn chunk(&mut self, job: Job) -> Done<'a> {
         let mut out = Vec::with_capacity(job.items.len() * 2048);
         let mut statuses = Vec::with_capacity(job.items.len() * self.rs.ladder().len());
+        let mut stats = Vec::with_capacity(job.items.len());
         let results = job
             .items
             .into_iter()
-            .map(|item| self.record(item, &job.buf, &mut out, &mut statuses))
+            .map(|item| self.record(item, &job.buf, &mut out, &mut statuses, &mut stats))
             .collect();
         Done {
             seq: job.seq,
             out,
             results,
             statuses,
+            stats,
         }
     }
 
@@ -148,6 +169,7 @@ impl Worker<'_> {
         buf: &[u8],
         out: &mut Vec<u8>,
         statuses: &mut Vec<Status>,
+        stats: &mut Vec<Stats<'a>>,
     ) -> Result<Range<usize>, String> {
         let (rs, source) = (self.rs, self.source);
         let where_ = |line: Option<usize>| match line {
@@ -201,6 +223,7 @@ impl Worker<'_> {
                     applicable: self.eval.applicable(),
                     steps,
                     warnings,
+                    unrecognized: &r.unrecognized,
                 };
                 serde_json::to_writer(
                     &mut *out,
@@ -218,6 +241,30 @@ impl Worker<'_> {
         }
         out.push(b'\n');
         statuses.extend(self.eval.statuses());
+        // Names borrowed from the rule set (they outlive this evaluation's buffers).
+        let mut missing: Vec<(&'a str, bool)> = Vec::new();
+        for s in self.eval.steps(rs) {
+            for m in s.missing() {
+                let name = match m.strip_prefix("medication:") {
+                    Some(class) => rs
+                        .medications()
+                        .keys()
+                        .find(|k| k.as_str() == class)
+                        .map(|k| (k.as_str(), true)),
+                    None => rs.fact(m).map(|f| (f.id.as_str(), false)),
+                };
+                if let Some(n) = name
+                    && !missing.contains(&n)
+                {
+                    missing.push(n);
+                }
+            }
+        }
+        stats.push(Stats {
+            applicable: self.eval.applicable(),
+            missing,
+            unrecognized: r.unrecognized.len(),
+        });
         Ok(start..out.len())
     }
 }
@@ -262,14 +309,31 @@ impl Feeder<'_> {
     }
 }
 
-fn feed_lines(mut input: impl BufRead, feeder: &mut Feeder<'_>, read: &AtomicU64, source: &str) {
+fn feed_lines(
+    mut input: impl BufRead,
+    feeder: &mut Feeder<'_>,
+    read: &AtomicU64,
+    source: &str,
+    max: usize,
+) {
     let mut n = 0usize;
     loop {
-        // Each line is read straight into its chunk's buffer.
+        // Each line is read straight into its chunk's buffer, up to `max` bytes.
         let start = feeder.chunk.buf.len();
-        match input.read_until(b'\n', &mut feeder.chunk.buf) {
-            Ok(0) => break,
-            Ok(k) => {
+        match read_line_bounded(&mut input, &mut feeder.chunk.buf, max) {
+            Ok(Line::End) => break,
+            Ok(Line::TooLong(k)) => {
+                n += 1;
+                read.fetch_add(k as u64, Ordering::Relaxed);
+                feeder.chunk.buf.truncate(start);
+                let item = Item::Failed(format!(
+                    "{source}:{n}: the record is longer than {max} bytes (--max-record-bytes); skipped"
+                ));
+                if !feeder.push(Some(n), item) {
+                    return;
+                }
+            }
+            Ok(Line::Read(k)) => {
                 n += 1;
                 read.fetch_add(k as u64, Ordering::Relaxed);
                 let end = feeder.chunk.buf.len();
@@ -293,6 +357,62 @@ fn feed_lines(mut input: impl BufRead, feeder: &mut Feeder<'_>, read: &AtomicU64
         }
     }
     feeder.flush();
+}
+
+/// What reading one line gave.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// The end of the input.
+    End,
+    /// A line of this many bytes, appended to the buffer.
+    Read(usize),
+    /// A line of this many bytes, longer than allowed: passed over, not kept.
+    TooLong(usize),
+}
+
+/// Reads one line into `buf`, keeping at most `max` bytes of it: a longer line is read to its
+/// end and dropped, so memory never holds more than `max` of it.
+fn read_line_bounded(
+    input: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Line> {
+    let start = buf.len();
+    let mut total = 0usize;
+    let mut too_long = false;
+    loop {
+        let available = match input.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            break;
+        }
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (available.get(..=i).unwrap_or(available), true),
+            None => (available, false),
+        };
+        let len = chunk.len();
+        total += len;
+        if !too_long {
+            if total > max {
+                too_long = true;
+                buf.truncate(start);
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+        }
+        input.consume(len);
+        if done {
+            break;
+        }
+    }
+    Ok(match (total, too_long) {
+        (0, _) => Line::End,
+        (k, true) => Line::TooLong(k),
+        (k, false) => Line::Read(k),
+    })
 }
 
 fn feed_bulk(bulk: BulkExport<'_>, feeder: &mut Feeder<'_>) {
@@ -353,7 +473,7 @@ pub fn run(o: &Options) -> Result<(), Fail> {
     };
     // Open everything before starting, so that a bad path is one clear error.
     let bulk = if is_dir {
-        let b = BulkExport::open(&reader, input_path, opts, 64 << 20)
+        let b = BulkExport::open_in(&reader, input_path, opts, 64 << 20, o.tmpdir.as_deref())
             .map_err(|e| Fail::input(e.to_string()))?;
         for w in b.skipped() {
             eprintln!("pathway: skipped {w}");
@@ -371,9 +491,16 @@ pub fn run(o: &Options) -> Result<(), Fail> {
         .as_ref()
         .and_then(|f| f.metadata().ok())
         .map(|m| m.len());
-    let out_file =
-        File::create(&o.out).map_err(|e| Fail::input(format!("{}: {e}", o.out.display())))?;
-    let mut out = BufWriter::with_capacity(1 << 20, out_file);
+    // `-` is standard output; the summary then goes to standard error.
+    let to_stdout = o.out.as_os_str() == "-";
+    let sink: Box<dyn Write> = if to_stdout {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(
+            File::create(&o.out).map_err(|e| Fail::input(format!("{}: {e}", o.out.display())))?,
+        )
+    };
+    let mut out = BufWriter::with_capacity(1 << 20, sink);
 
     let (job_tx, job_rx) = sync_channel::<Job>(jobs * 2);
     let job_rx = Mutex::new(job_rx);
@@ -386,11 +513,17 @@ pub fn run(o: &Options) -> Result<(), Fail> {
     let mut patients = 0u64;
     let mut errors = 0u64;
     let mut counts = vec![[0u64; 5]; rs.ladder().len()];
+    let mut not_applicable = 0u64;
+    let mut with_missing = 0u64;
+    let mut with_unrecognized = 0u64;
+    let mut unrecognized = 0u64;
+    let mut missing_counts: BTreeMap<(&str, bool), u64> = BTreeMap::new();
     let mut failure: Option<Fail> = None;
 
     std::thread::scope(|scope| {
         let feeder_bytes = Arc::clone(&bytes_read);
         let (written_ref, stop_ref, source_ref) = (&written, &stop, source.as_str());
+        let max_record = o.max_record_bytes;
         scope.spawn(move || {
             let mut feeder = Feeder {
                 tx: job_tx,
@@ -407,12 +540,14 @@ pub fn run(o: &Options) -> Result<(), Fail> {
                     &mut feeder,
                     &feeder_bytes,
                     source_ref,
+                    max_record,
                 ),
                 (None, None) => feed_lines(
                     std::io::stdin().lock(),
                     &mut feeder,
                     &feeder_bytes,
                     source_ref,
+                    max_record,
                 ),
             }
         });
@@ -440,6 +575,7 @@ pub fn run(o: &Options) -> Result<(), Fail> {
                 next += 1;
                 written.store(next, Ordering::Release);
                 let mut statuses = d.statuses.chunks(steps.max(1));
+                let mut stats = d.stats.into_iter();
                 for result in d.results {
                     if failure.is_some() {
                         break;
@@ -453,6 +589,15 @@ pub fn run(o: &Options) -> Result<(), Fail> {
                                 continue;
                             }
                             patients += 1;
+                            if let Some(st) = stats.next() {
+                                not_applicable += u64::from(!st.applicable);
+                                with_missing += u64::from(!st.missing.is_empty());
+                                with_unrecognized += u64::from(st.unrecognized > 0);
+                                unrecognized += st.unrecognized as u64;
+                                for m in st.missing {
+                                    *missing_counts.entry(m).or_default() += 1;
+                                }
+                            }
                             for (c, s) in counts.iter_mut().zip(statuses.next().unwrap_or_default())
                             {
                                 let k = Status::ALL.iter().position(|x| x == s).unwrap_or(0);
@@ -487,11 +632,49 @@ pub fn run(o: &Options) -> Result<(), Fail> {
     if let Some(f) = failure {
         return Err(f);
     }
+    let total_records = patients + errors;
+    let share = if total_records == 0 {
+        0.0
+    } else {
+        errors as f64 / total_records as f64
+    };
+    let mut top: Vec<((&str, bool), u64)> = missing_counts.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let top: Vec<String> = top
+        .iter()
+        .take(5)
+        .map(|((name, med), n)| {
+            let name = if *med {
+                format!("medication:{name}")
+            } else {
+                (*name).to_owned()
+            };
+            format!("{name} ({n})")
+        })
+        .collect();
     let mut table = format!(
-        "{patients} patients evaluated, {errors} bad records skipped; results in {}\n\n{:<22}",
-        o.out.display(),
-        "step"
+        "{patients} patients evaluated, {errors} bad records skipped; results in {}\n\
+         the pathway does not apply to {not_applicable}; {with_missing} have facts missing that could change a step{}\n\
+         {with_unrecognized} have records not recognised ({unrecognized} records: their interactions were not checked)\n",
+        if to_stdout {
+            "standard output".to_owned()
+        } else {
+            o.out.display().to_string()
+        },
+        if top.is_empty() {
+            String::new()
+        } else {
+            format!(" (most often: {})", top.join(", "))
+        },
     );
+    if errors > 0 && share > o.max_failed_share {
+        table.push_str(&format!(
+            "WARNING: {:.0}% of the records could not be evaluated (more than {:.0}%): check the input\n",
+            share * 100.0,
+            o.max_failed_share * 100.0
+        ));
+    }
+    table.push_str(&format!("\n{:<22}", "step"));
     for s in Status::ALL {
         table.push_str(&format!("{:>10}", s.as_str()));
     }
@@ -503,7 +686,18 @@ pub fn run(o: &Options) -> Result<(), Fail> {
         }
         table.push('\n');
     }
-    common::print(table.trim_end())
+    if to_stdout {
+        eprintln!("{}", table.trim_end());
+    } else {
+        common::print(table.trim_end())?;
+    }
+    if patients == 0 && errors > 0 {
+        return Err(Fail::input(format!(
+            "no record could be evaluated ({errors} bad record{})",
+            if errors == 1 { "" } else { "s" }
+        )));
+    }
+    Ok(())
 }
 
 /// `pathway generate`: synthetic patients as NDJSON.
@@ -539,4 +733,33 @@ pub fn generate(
         "wrote {count} synthetic patients to {}",
         out.display()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_longer_than_the_limit_are_passed_over_without_being_kept() {
+        let mut input = std::io::BufReader::with_capacity(4, &b"abc\nabcdefghij\nxy"[..]);
+        let mut buf = Vec::new();
+        assert_eq!(
+            read_line_bounded(&mut input, &mut buf, 5).unwrap(),
+            Line::Read(4)
+        );
+        assert_eq!(buf, b"abc\n");
+        assert_eq!(
+            read_line_bounded(&mut input, &mut buf, 5).unwrap(),
+            Line::TooLong(11)
+        );
+        assert_eq!(buf, b"abc\n", "the long line is not kept");
+        assert_eq!(
+            read_line_bounded(&mut input, &mut buf, 5).unwrap(),
+            Line::Read(2)
+        );
+        assert_eq!(
+            read_line_bounded(&mut input, &mut buf, 5).unwrap(),
+            Line::End
+        );
+    }
 }

@@ -114,6 +114,8 @@ pub struct Patient {
     pub reference: String,
     pub warnings: Vec<String>,
     pub unrecognized: Vec<pathway_rules::Unrecognized>,
+    /// The Patient's name, where the record has one.
+    pub name: Option<String>,
 }
 
 /// Reads one patient from `bytes` (named `name` in errors).
@@ -141,6 +143,7 @@ pub fn patient(
                 patient,
                 warnings,
                 unrecognized,
+                patient_name,
                 ..
             } = reader
                 .read_bundle(bytes, &opts)
@@ -150,6 +153,7 @@ pub fn patient(
                 reference: patient,
                 warnings: warnings.iter().map(ToString::to_string).collect(),
                 unrecognized,
+                name: patient_name,
             })
         }
         Some(other) => Err(Fail::input(format!(
@@ -166,6 +170,7 @@ pub fn patient(
                 reference: "Patient/unknown".into(),
                 warnings: Vec::new(),
                 unrecognized: Vec::new(),
+                name: None,
             })
         }
     }
@@ -189,6 +194,8 @@ pub fn print(text: &str) -> Result<(), Fail> {
 /// Writes to a file, or prints.
 pub fn write_or_print(out: Option<&Path>, text: &str) -> Result<(), Fail> {
     match out {
+        // `-` is standard output, for every `--out`.
+        Some(p) if p.as_os_str() == "-" => print(text),
         Some(p) => {
             std::fs::write(p, text).map_err(|e| Fail::input(format!("{}: {e}", p.display())))
         }

@@ -30,9 +30,15 @@ pub fn run(
     rec.warnings = patient.warnings;
     rec.unrecognized = patient.unrecognized;
     let text = match format {
-        Format::Text => TextReport::new(&rs)
-            .colour(colour.on(common::stdout_is_terminal()))
-            .render(&rec),
+        Format::Text => {
+            let report = TextReport::new(&rs).colour(colour.on(common::stdout_is_terminal()));
+            // A profile names no patient; a Bundle's Patient is named.
+            match (&patient.name, patient.reference.as_str()) {
+                (None, "Patient/unknown") => report.render(&rec),
+                (None, r) => report.patient(r).render(&rec),
+                (Some(n), r) => report.patient(format!("{n} ({r})")).render(&rec),
+            }
+        }
         Format::Json => common::pretty(&rec)?,
         Format::CdsHooks => {
             common::pretty(&pathway_fhir::cds_hooks(&rec, &rs, &patient.reference))?

@@ -145,7 +145,7 @@ enum Command {
     Batch {
         /// NDJSON file of Bundles (or `-`), or a Bulk Data export folder.
         input: String,
-        /// Where to write one JSON result per patient (NDJSON).
+        /// Where to write one JSON result per patient (NDJSON); `-` for standard output.
         #[arg(long, short, value_name = "FILE")]
         out: PathBuf,
         #[command(flatten)]
@@ -166,6 +166,16 @@ enum Command {
         /// summary (per step: status, decisive rule ids, missing facts).
         #[arg(long, value_enum, default_value_t = Detail::Full)]
         detail: Detail,
+        /// The longest record (line) read, in bytes; a longer one is reported as a bad record.
+        #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+        max_record_bytes: usize,
+        /// Where a Bulk Data export is sorted (patient data: choose a protected place); default
+        /// TMPDIR, else the system's temporary folder. Removed when done.
+        #[arg(long, value_name = "DIR")]
+        tmpdir: Option<PathBuf>,
+        /// Above this share of bad records (0-1), the summary warns plainly.
+        #[arg(long, value_name = "SHARE", default_value_t = 0.05)]
+        max_failed_share: f64,
     },
     /// Write synthetic patients (reproducible from a seed), for trying `batch` and load tests.
     Generate {
@@ -253,6 +263,9 @@ fn run(cli: Cli) -> Result<(), Fail> {
             strict,
             jobs,
             detail,
+            max_record_bytes,
+            tmpdir,
+            max_failed_share,
         } => batch::run(&batch::Options {
             input,
             out,
@@ -262,6 +275,9 @@ fn run(cli: Cli) -> Result<(), Fail> {
             strict,
             jobs,
             detail,
+            max_record_bytes,
+            tmpdir,
+            max_failed_share,
         }),
         Command::Generate {
             count,

@@ -544,3 +544,101 @@ fn feedback_report_without_a_database_says_so() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no feedback database"));
 }
+
+#[test]
+fn batch_exits_1_when_nothing_could_be_evaluated_and_writes_to_stdout_with_dash() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bad.ndjson");
+    std::fs::write(&input, "{\"resourceType\":\"Bundle\"}\nnot json\n").unwrap();
+    let o = pathway(&[
+        "batch",
+        input.to_str().unwrap(),
+        "--out",
+        "-",
+        "--date",
+        DATE,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no record could be evaluated (2 bad records)"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("WARNING: 100% of the records could not be evaluated"));
+    assert!(
+        !std::path::Path::new("-").exists(),
+        "`-` is standard output, not a file"
+    );
+    // Good records to standard output, the summary to standard error.
+    let good = dir.path().join("good.ndjson");
+    let o = pathway(&[
+        "generate",
+        "20",
+        "--out",
+        good.to_str().unwrap(),
+        "--date",
+        DATE,
+    ]);
+    assert!(o.status.success());
+    let o = pathway(&[
+        "batch",
+        good.to_str().unwrap(),
+        "--out",
+        "-",
+        "--date",
+        DATE,
+        "--detail",
+        "summary",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 20);
+    let summary = stderr(&o);
+    assert!(
+        summary
+            .contains("20 patients evaluated, 0 bad records skipped; results in standard output"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("the pathway does not apply to"),
+        "{summary}"
+    );
+    assert!(summary.contains("have records not recognised"), "{summary}");
+}
+
+#[test]
+fn batch_reports_a_record_over_the_size_limit_without_holding_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("pop.ndjson");
+    let o = pathway(&[
+        "generate",
+        "3",
+        "--out",
+        input.to_str().unwrap(),
+        "--date",
+        DATE,
+    ]);
+    assert!(o.status.success());
+    let mut text = std::fs::read_to_string(&input).unwrap();
+    text.push_str(&format!(
+        "{{\"resourceType\":\"Bundle\",\"x\":\"{}\"}}\n",
+        "a".repeat(100_000)
+    ));
+    std::fs::write(&input, text).unwrap();
+    let o = pathway(&[
+        "batch",
+        input.to_str().unwrap(),
+        "--out",
+        dir.path().join("o").to_str().unwrap(),
+        "--date",
+        DATE,
+        "--max-record-bytes",
+        "65536",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("pop.ndjson:4: the record is longer than 65536 bytes"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).starts_with("3 patients evaluated, 1 bad records skipped"));
+}

@@ -222,6 +222,19 @@ impl<'a> BulkExport<'a> {
         opts: ReadOptions,
         run_bytes: usize,
     ) -> Result<Self, BulkError> {
+        Self::open_in(reader, dir, opts, run_bytes, None)
+    }
+
+    /// As [`BulkExport::open`], sorting in a temporary folder made inside `tmp` (the export
+    /// is patient data: a site chooses where it may be written); `None` is `TMPDIR` or the
+    /// system's. The folder is removed when the export is dropped.
+    pub fn open_in(
+        reader: &'a Reader<'a>,
+        dir: &Path,
+        opts: ReadOptions,
+        run_bytes: usize,
+        tmp: Option<&Path>,
+    ) -> Result<Self, BulkError> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| io(dir, &e))?
             .filter_map(Result::ok)
@@ -229,7 +242,16 @@ impl<'a> BulkExport<'a> {
             .filter(|p| p.extension().is_some_and(|x| x == "ndjson"))
             .collect();
         files.sort();
-        let tmp = tempfile::tempdir().map_err(|e| io(dir, &e))?;
+        let tmp = match tmp {
+            Some(parent) => tempfile::Builder::new()
+                .prefix("pathway-bulk-")
+                .tempdir_in(parent)
+                .map_err(|e| io(parent, &e))?,
+            None => tempfile::Builder::new()
+                .prefix("pathway-bulk-")
+                .tempdir()
+                .map_err(|e| io(dir, &e))?,
+        };
         let mut skipped = Vec::new();
         let mut medications = Vec::new();
         let mut no_patient: std::collections::BTreeMap<String, usize> =

@@ -525,9 +525,12 @@ pub struct RequestGroup {
     pub instantiates_uri: Vec<String>,
     /// The rule set's content hash.
     pub note: Vec<Annotation>,
-    /// Draft MedicationRequests and ServiceRequests the actions point to.
+    /// Draft MedicationRequests and ServiceRequests the actions point to (absent when
+    /// empty: FHIR JSON has no empty arrays).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contained: Vec<Value>,
-    /// One per offered or cautioned step, in ladder order.
+    /// One per offered or cautioned step, in ladder order (absent when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub action: Vec<RequestAction>,
 }
 
@@ -607,6 +610,9 @@ pub fn request_group(rec: &Recommendation, rs: &RuleSet, patient: &str) -> Reque
                 rec.ruleset.id, rec.ruleset.version, rec.ruleset.hash
             ),
         })
+        .chain(rec.not_applicable_because().map(|why| Annotation {
+            text: format!("The pathway does not apply, so no step is proposed: {why}"),
+        }))
         .chain(reading_notes(rec).map(|(summary, detail, _)| Annotation {
             text: format!("{summary}\n\n{detail}"),
         }))

@@ -148,6 +148,33 @@ pub(crate) struct Dosage<'a> {
     pub route: Option<CodeableConcept<'a>>,
 }
 
+/// A person's name, as far as a report shows it.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct HumanName<'a> {
+    #[serde(borrow)]
+    pub text: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub family: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    pub given: Vec<Text<'a>>,
+}
+
+impl HumanName<'_> {
+    /// The name as text: its `text`, else given names and family name.
+    pub fn display(&self) -> Option<String> {
+        if let Some(t) = &self.text {
+            return Some(t.to_string());
+        }
+        let parts: Vec<&str> = self
+            .given
+            .iter()
+            .map(|g| &**g)
+            .chain(self.family.as_deref())
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(" "))
+    }
+}
+
 /// One ingredient of a Medication.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -184,6 +211,8 @@ resource!(
         #[serde(borrow)]
         birth_date: Option<Text<'a>>,
         deceased_boolean: Option<bool>,
+        #[serde(default, borrow)]
+        name: Vec<HumanName<'a>>,
         #[serde(borrow)]
         deceased_date_time: Option<Text<'a>>,
     }

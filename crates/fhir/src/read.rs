@@ -143,6 +143,8 @@ pub struct Reading {
     pub profile: Profile,
     /// The Patient it is for (`Patient/abc`).
     pub patient: String,
+    /// The Patient's name, where the record has one (for reports people read).
+    pub patient_name: Option<String>,
     /// Resources skipped or facts made unknown, and why.
     pub warnings: Vec<Warning>,
     /// Resources whose codes matched nothing Pathway reads, or of types it does not read
@@ -525,6 +527,7 @@ impl<'r> Reader<'r> {
             medications: HashMap::new(),
             unrecognized: Vec::new(),
             no_patient: BTreeMap::new(),
+            patient_name: None,
         };
         m.patient(&resources)?;
         for r in &resources {
@@ -744,6 +747,7 @@ struct Mapper<'m, 'r, 'a> {
     unrecognized: Vec<Unrecognized>,
     /// Per resource type, how many records named another patient or none (E6).
     no_patient: BTreeMap<&'static str, usize>,
+    patient_name: Option<String>,
 }
 
 impl<'m, 'a> Mapper<'m, '_, 'a> {
@@ -832,6 +836,7 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
             Some("other") => Sex::Other,
             _ => Sex::Unknown,
         };
+        self.patient_name = patient.name.iter().find_map(model::HumanName::display);
         self.provenance("age", &*p.label);
         self.provenance("sex", &*p.label);
         // E6: a deceased patient: the rule set decides what it means (R1).
@@ -1904,6 +1909,7 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
             warnings: self.warnings,
             ignored: self.ignored,
             unrecognized: self.unrecognized,
+            patient_name: self.patient_name,
         }
     }
 }

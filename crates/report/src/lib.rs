@@ -16,6 +16,9 @@
 //! let text = TextReport::new(&rs).render(&rs.evaluate(&p).unwrap());
 //! assert!(text.contains("Aggravating factors"));
 //! assert!(text.contains("OFFER     Look for and treat aggravating factors"));
+//! assert!(text.contains("Summary\n  Offer now: Look for and treat aggravating factors"));
+//! assert!(text.contains("Legend: why = the rule that decided the status"));
+//! assert!(text.contains("References\n  CK: ") && text.contains("\n  NG220: NICE NG220"));
 //! ```
 #![forbid(unsafe_code)]
 
@@ -32,7 +35,14 @@ pub struct TextReport<'a> {
     rs: &'a RuleSet,
     colour: bool,
     width: usize,
+    patient: Option<String>,
 }
+
+/// What each reason's role means, in plain words: the legend printed with every report.
+const LEGEND: &str = "why = the rule that decided the status; met / needs = what the step's gate \
+requires, met or still needed; check = a rule that may apply but a fact it reads is not \
+recorded (please check it); also = another rule that holds but did not decide; note = \
+information.";
 
 /// The label and ANSI colour of a status.
 fn label(s: Status) -> (&'static str, &'static str) {
@@ -52,6 +62,7 @@ impl<'a> TextReport<'a> {
             rs,
             colour: false,
             width: 100,
+            patient: None,
         }
     }
 
@@ -59,6 +70,13 @@ impl<'a> TextReport<'a> {
     #[must_use]
     pub fn colour(mut self, on: bool) -> Self {
         self.colour = on;
+        self
+    }
+
+    /// Name the patient in the header (an identifier, a name, or both).
+    #[must_use]
+    pub fn patient(mut self, who: impl Into<String>) -> Self {
+        self.patient = Some(who.into());
         self
     }
 
@@ -81,6 +99,9 @@ impl<'a> TextReport<'a> {
     pub fn render(&self, rec: &Recommendation) -> String {
         let mut out = String::new();
         let short = rec.ruleset.hash.get(..19).unwrap_or(&rec.ruleset.hash);
+        if let Some(who) = &self.patient {
+            let _ = writeln!(out, "Patient: {who}");
+        }
         let _ = writeln!(
             out,
             "Evaluated {} with rule set {} {} ({short})",
@@ -92,6 +113,51 @@ impl<'a> TextReport<'a> {
                 let _ = writeln!(out, "Missing: {}", rec.missing.join(", "));
             }
             return out;
+        }
+        // The summary first: what to continue, offer, offer with caution, and what is excluded.
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{}", self.paint("\x1b[1m", "Summary"));
+        let names = |st: Status| -> Vec<&str> {
+            rec.steps
+                .iter()
+                .filter(|s| s.status == st)
+                .map(|s| s.name.as_str())
+                .collect()
+        };
+        for (st, title) in [
+            (Status::Continue, "Continue"),
+            (Status::Offer, "Offer now"),
+            (Status::Caution, "Offer with caution"),
+        ] {
+            let n = names(st);
+            if !n.is_empty() {
+                for (i, l) in wrap(&format!("{title}: {}.", n.join(", ")), self.width - 2)
+                    .iter()
+                    .enumerate()
+                {
+                    let _ = writeln!(out, "{}{l}", if i == 0 { "  " } else { "    " });
+                }
+            }
+        }
+        let excluded: Vec<String> = rec
+            .steps
+            .iter()
+            .filter(|s| s.status == Status::Excluded)
+            .map(|s| match s.decisive().next() {
+                Some(r) => format!("{} ({})", s.name, r.text.trim_end_matches('.')),
+                None => s.name.clone(),
+            })
+            .collect();
+        if !excluded.is_empty() {
+            for (i, l) in wrap(
+                &format!("Excluded: {}.", excluded.join("; ")),
+                self.width - 2,
+            )
+            .iter()
+            .enumerate()
+            {
+                let _ = writeln!(out, "{}{l}", if i == 0 { "  " } else { "    " });
+            }
         }
         let mut tier = None;
         for s in &rec.steps {
@@ -154,6 +220,39 @@ impl<'a> TextReport<'a> {
             let _ = writeln!(out);
             for w in &rec.warnings {
                 let _ = writeln!(out, "warning: {w}");
+            }
+        }
+        let _ = writeln!(out);
+        for l in wrap(&format!("Legend: {LEGEND}"), self.width) {
+            let _ = writeln!(out, "{l}");
+        }
+        // Every source cited, expanded.
+        let mut cited: Vec<&str> = rec
+            .steps
+            .iter()
+            .flat_map(|s| {
+                s.reasons
+                    .iter()
+                    .flat_map(|r| r.sources.iter().map(|k| &**k))
+            })
+            .collect();
+        cited.sort_unstable();
+        cited.dedup();
+        if !cited.is_empty() {
+            let _ = writeln!(out);
+            let _ = writeln!(out, "{}", self.paint("\x1b[1m", "References"));
+            for k in cited {
+                let text = self
+                    .rs
+                    .sources()
+                    .get(k)
+                    .map_or_else(String::new, |src| src.citation.clone());
+                for (i, l) in wrap(&format!("{k}: {text}"), self.width - 2)
+                    .iter()
+                    .enumerate()
+                {
+                    let _ = writeln!(out, "{}{l}", if i == 0 { "  " } else { "    " });
+                }
             }
         }
         out

@@ -750,3 +750,41 @@ mod fuzz {
         }
     }
 }
+
+#[tokio::test]
+async fn keys_can_come_from_a_jwks_url() {
+    let jwks: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("crates/serve/tests/keys/ehr-jwks.json")).unwrap(),
+    )
+    .unwrap();
+    let app = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || {
+            let j = jwks.clone();
+            async move { axum::Json(j) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut cfg = Config::default();
+    cfg.trusted.push(TrustedClient {
+        iss: "https://ehr.example".into(),
+        jwks_file: None,
+        jwks_url: Some(format!("http://{addr}/jwks.json")),
+    });
+    let s = start(cfg).await;
+    let b = vignette("V10");
+    let body = call("patient-view", &patient_id(&b), prefetch(&b));
+    let aud = format!("{}/cds-services/pathway-patient-view", s.base);
+    let t = jwt(
+        "ehr-es384.pem",
+        "ehr-es384",
+        jsonwebtoken::Algorithm::ES384,
+        &aud,
+        300,
+        "u1",
+    );
+    let (status, body) = post(&s, "/cds-services/pathway-patient-view", &body, Some(&t)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
