@@ -127,8 +127,19 @@ pub fn patient(
     date: Option<&str>,
     strict: bool,
 ) -> Result<Patient, Fail> {
-    let kind: Kind = serde_json::from_slice(bytes)
-        .map_err(|e| Fail::input(format!("{name}: not valid JSON: {e}")))?;
+    let kind: Kind = serde_json::from_slice(bytes).map_err(|e| {
+        let what = if e.is_eof() {
+            "the file ends before the JSON does (truncated?)".to_owned()
+        } else {
+            let m = e.to_string();
+            m.split(" at line ").next().unwrap_or(&m).to_owned()
+        };
+        Fail::input(format!(
+            "{name}:{}:{}: not valid JSON: {what}",
+            e.line(),
+            e.column()
+        ))
+    })?;
     match kind.resource_type.as_deref() {
         Some("Bundle") => {
             let d = self::date(date)?;

@@ -13,7 +13,7 @@ pub fn run(
     content: &Content,
     date: Option<&str>,
     format: Format,
-    lenient: bool,
+    strict: bool,
     colour: Colour,
 ) -> Result<(), Fail> {
     let rs = common::ruleset(content)?;
@@ -23,7 +23,7 @@ pub fn run(
     } else {
         input
     };
-    let patient = common::patient(name, &bytes, &rs, content, date, !lenient)?;
+    let patient = common::patient(name, &bytes, &rs, content, date, strict)?;
     let mut rec = rs
         .evaluate(&patient.profile)
         .map_err(|e| Fail::input(format!("{name}: {e}")))?;

@@ -29,6 +29,18 @@ struct Cli {
     command: Command,
 }
 
+/// How FHIR records are read, the same for every command: lenient by default (a malformed
+/// resource is skipped and the result says so), strict on request (it is an error).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct Strictness {
+    /// Fail on a malformed FHIR resource (or one with a modifierExtension).
+    #[arg(long, conflicts_with = "lenient")]
+    pub strict: bool,
+    /// Skip a malformed FHIR resource with a warning in the result (the default).
+    #[arg(long)]
+    pub lenient: bool,
+}
+
 /// Where the rule set and value sets come from.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Content {
@@ -109,9 +121,8 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
-        /// Skip malformed FHIR resources with a warning instead of failing.
-        #[arg(long)]
-        lenient: bool,
+        #[command(flatten)]
+        strictness: Strictness,
         /// Colour: auto (on a terminal, unless NO_COLOR is set), always or never.
         #[arg(long, value_enum, default_value_t = common::Colour::Auto)]
         colour: common::Colour,
@@ -156,9 +167,8 @@ enum Command {
         /// Stop at the first bad record.
         #[arg(long)]
         fail_fast: bool,
-        /// Fail on malformed resources instead of skipping them.
-        #[arg(long)]
-        strict: bool,
+        #[command(flatten)]
+        strictness: Strictness,
         /// Worker threads; default: every core.
         #[arg(long, value_name = "N")]
         jobs: Option<usize>,
@@ -237,9 +247,16 @@ fn run(cli: Cli) -> Result<(), Fail> {
             content,
             date,
             format,
-            lenient,
+            strictness,
             colour,
-        } => evaluate::run(&input, &content, date.as_deref(), format, lenient, colour),
+        } => evaluate::run(
+            &input,
+            &content,
+            date.as_deref(),
+            format,
+            strictness.strict,
+            colour,
+        ),
         Command::Check { ruleset, valuesets } => check::run(&ruleset, valuesets.as_deref()),
         Command::Graph {
             patient,
@@ -260,7 +277,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
             content,
             date,
             fail_fast,
-            strict,
+            strictness,
             jobs,
             detail,
             max_record_bytes,
@@ -272,7 +289,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
             content,
             date,
             fail_fast,
-            strict,
+            strict: strictness.strict,
             jobs,
             detail,
             max_record_bytes,

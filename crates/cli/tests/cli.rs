@@ -642,3 +642,33 @@ fn batch_reports_a_record_over_the_size_limit_without_holding_it() {
     );
     assert!(stdout(&o).starts_with("3 patients evaluated, 1 bad records skipped"));
 }
+
+#[test]
+fn misspelt_names_get_a_suggestion_and_truncated_files_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fixture("rulesets/ms-spasticity.toml"))
+        .unwrap()
+        .replace("when = \"epilepsy\"", "when = \"epilepsi\"");
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, text).unwrap();
+    let o = pathway(&["check", broken.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("did you mean `epilepsy`?"),
+        "{}",
+        stderr(&o)
+    );
+    let bundle =
+        std::fs::read_to_string(fixture("fhir/bundles/v24-opioid-night-spasms.json")).unwrap();
+    let cut = dir.path().join("cut.json");
+    std::fs::write(&cut, &bundle[..300]).unwrap();
+    let o = pathway(&["evaluate", cut.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("truncated?"), "{err}");
+    assert_eq!(
+        err.matches("line").count() + err.matches(":14:").count(),
+        1,
+        "the position once: {err}"
+    );
+}

@@ -405,7 +405,7 @@ impl<'r> Reader<'r> {
         }
         let bundle: model::Bundle<'_> =
             serde_json::from_slice(json).map_err(|e| FhirError::Json {
-                message: e.to_string(),
+                message: json_message(&e),
                 line: e.line(),
                 column: e.column(),
             })?;
@@ -645,6 +645,16 @@ impl Reader<'_> {
         }
         Ok(out)
     }
+}
+
+/// A JSON error in words, without serde_json's position (given separately): a file that
+/// ends early says so, rather than what token it expected next.
+pub(crate) fn json_message(e: &serde_json::Error) -> String {
+    if e.is_eof() {
+        return "the input ends before the JSON does (a truncated file?)".to_owned();
+    }
+    let m = e.to_string();
+    m.split(" at line ").next().unwrap_or(&m).to_owned()
 }
 
 /// Parses one resource (or its head) with `seed`; only a failure is parsed again, to find the

@@ -593,6 +593,40 @@ struct Names {
     edges: BTreeMap<(u16, u16), u16>,
 }
 
+impl Names {
+    /// "; did you mean `x`?" for a name that is not known, when one known name of the same
+    /// kind is close to it.
+    fn did_you_mean(&self, kind: ErrorKind, message: &str) -> String {
+        let Some(name) = message.split('`').nth(1) else {
+            return String::new();
+        };
+        let candidates: Vec<&str> = match kind {
+            ErrorKind::UnknownStep => self.steps.keys().map(String::as_str).collect(),
+            ErrorKind::UnknownFact => self
+                .facts
+                .keys()
+                .chain(self.derived.keys())
+                .map(String::as_str)
+                .collect(),
+            ErrorKind::UnknownMedication => self.meds.keys().map(String::as_str).collect(),
+            _ => return String::new(),
+        };
+        suggestion(name, &candidates).map_or_else(String::new, |c| format!("; did you mean `{c}`?"))
+    }
+}
+
+/// The known name closest to `name`, if it is close enough to be a slip (at most a third of
+/// its letters different, and at least one).
+pub(crate) fn suggestion<'c>(name: &str, candidates: &[&'c str]) -> Option<&'c str> {
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .iter()
+        .map(|c| (strsim::levenshtein(name, c), *c))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, c)| c)
+}
+
 impl<'t> Compiler<'t> {
     fn new(text: &'t str) -> Self {
         Compiler {
@@ -679,7 +713,8 @@ impl<'t> Compiler<'t> {
             Ok(c) => Some(c),
             Err(e) => {
                 let span = self.inner_span(src, e.span);
-                let d = Diagnostic::new(e.kind, e.message)
+                let hint = names.did_you_mean(e.kind, &e.message);
+                let d = Diagnostic::new(e.kind, format!("{}{hint}", e.message))
                     .rule(owner)
                     .field(field)
                     .at(span);
@@ -1093,7 +1128,14 @@ impl<'t> Compiler<'t> {
                         None => self.push(
                             Diagnostic::new(
                                 ErrorKind::UnknownStep,
-                                format!("`{}` is not a step of the ladder", s.get_ref()),
+                                format!(
+                                    "`{}` is not a step of the ladder{}",
+                                    s.get_ref(),
+                                    names.did_you_mean(
+                                        ErrorKind::UnknownStep,
+                                        &format!("`{}`", s.get_ref())
+                                    )
+                                ),
                             )
                             .rule(id)
                             .field("steps")
@@ -1703,5 +1745,18 @@ mod tests {
             keyed,
             ["R2.a", "R8.x", "R15.c", "R20.a", "R20.b", "R100", "Rx"]
         );
+    }
+}
+
+#[cfg(test)]
+mod suggestion_tests {
+    use super::suggestion;
+
+    #[test]
+    fn close_names_are_suggested_and_far_ones_are_not() {
+        let known = ["tizanidine", "dantrolene", "baclofen"];
+        assert_eq!(suggestion("tizanidin", &known), Some("tizanidine"));
+        assert_eq!(suggestion("baklofen", &known), Some("baclofen"));
+        assert_eq!(suggestion("aspirin", &known), None);
     }
 }
