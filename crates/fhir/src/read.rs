@@ -1037,8 +1037,9 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
         let Some(cc) = cc else { return Vec::new() };
         let mut out: Vec<(&'m str, &'m str)> = Vec::new();
         for text in cc.words() {
+            let lower = text.to_lowercase();
             for (word, fact) in &vs.keywords {
-                if !out.iter().any(|(f, _)| *f == fact.as_str()) && has_words(text, word) {
+                if !out.iter().any(|(f, _)| *f == fact.as_str()) && has_words(&lower, word) {
                     out.push((fact.as_str(), word.as_str()));
                 }
             }
@@ -1481,8 +1482,9 @@ impl<'m, 'a> Mapper<'m, '_, 'a> {
         if !d.matched {
             for c in concepts {
                 for text in c.get().words() {
+                    let lower = text.to_lowercase();
                     for (name, ing) in &vs.drug_names {
-                        if has_words(text, name) {
+                        if has_words(&lower, name) {
                             add(&mut d, *ing);
                             if !d.by_name.contains(&name.as_str()) {
                                 d.by_name.push(name.as_str());

@@ -263,15 +263,15 @@ pub(crate) fn unit_key(u: &str) -> String {
         .collect()
 }
 
-/// Whether `phrase` (lower case) occurs in `text` as whole words, case-insensitively.
+/// Whether `phrase` (lower case) occurs in `lower` (a text already in lower case, once for
+/// all the phrases tried) as whole words.
 ///
-/// Words are runs of letters and digits; `baclofen` is found in `Baclofen 10 MG Oral
-/// Tablet` and in `[Lioresal]`, not in `Gablofen`.
-pub(crate) fn has_words(text: &str, phrase: &str) -> bool {
+/// Words are runs of letters and digits; `baclofen` is found in `baclofen 10 mg oral
+/// tablet` and in `[lioresal]`, not in `gablofen`.
+pub(crate) fn has_words(lower: &str, phrase: &str) -> bool {
     if phrase.is_empty() {
         return false;
     }
-    let lower = text.to_lowercase();
     let mut from = 0;
     while let Some(i) = lower.get(from..).and_then(|t| t.find(phrase)) {
         let start = from + i;
@@ -751,5 +751,23 @@ impl ValueSets {
                 f(m);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_words;
+
+    #[test]
+    fn names_match_as_whole_words_only() {
+        assert!(has_words("baclofen 10 mg oral tablet", "baclofen"));
+        assert!(has_words("tablet [lioresal]", "lioresal"));
+        assert!(!has_words("gablofen 50 mcg/ml", "baclofen"));
+        assert!(has_words(
+            "lioresal intrathecal 0.05 mg",
+            "lioresal intrathecal"
+        ));
+        assert!(!has_words("baclofenx", "baclofen"));
+        assert!(!has_words("anything", ""));
     }
 }
