@@ -11,6 +11,7 @@
 
 mod cds;
 mod fhir;
+mod picture;
 mod properties;
 mod real_records;
 mod ruleset_errors;
