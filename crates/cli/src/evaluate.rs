@@ -58,22 +58,30 @@ pub fn graph(
     out: Option<&Path>,
 ) -> Result<(), Fail> {
     let rs = common::ruleset(content)?;
+    let mut who = None;
     let rec = match patient {
         Some(input) => {
             let bytes = common::read_input(input)?;
             let p = common::patient(input, &bytes, &rs, content, date, false)?;
-            Some(
-                rs.evaluate(&p.profile)
-                    .map_err(|e| Fail::input(format!("{input}: {e}")))?,
-            )
+            who = match (&p.name, p.reference.as_str()) {
+                (None, "Patient/unknown") => None,
+                (None, r) => Some(r.to_owned()),
+                (Some(n), r) => Some(format!("{n} ({r})")),
+            };
+            let mut rec = rs
+                .evaluate(&p.profile)
+                .map_err(|e| Fail::input(format!("{input}: {e}")))?;
+            rec.warnings = p.warnings;
+            rec.unrecognized = p.unrecognized;
+            Some(rec)
         }
         None => None,
     };
     let text = match format {
         GraphFormat::Dot => graph::dot(&rs, rec.as_ref()),
         GraphFormat::Mermaid => graph::mermaid(&rs, rec.as_ref()),
-        GraphFormat::Svg => graph::svg(&rs, rec.as_ref()),
-        GraphFormat::Html => graph::html(&rs, rec.as_ref()),
+        GraphFormat::Svg => graph::svg_for(&rs, rec.as_ref(), who.as_deref()),
+        GraphFormat::Html => graph::html_for(&rs, rec.as_ref(), who.as_deref()),
     };
     common::write_or_print(out, text.trim_end())
 }

@@ -762,6 +762,11 @@ pub fn svg_for(rs: &RuleSet, rec: Option<&Recommendation>, patient: Option<&str>
 /// assert!(!html.contains("<script src"));
 /// ```
 pub fn html(rs: &RuleSet, rec: Option<&Recommendation>) -> String {
+    html_for(rs, rec, None)
+}
+
+/// As [`html`], naming the patient (an identifier, a name, or both).
+pub fn html_for(rs: &RuleSet, rec: Option<&Recommendation>, patient: Option<&str>) -> String {
     let mut out = String::from("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
     let _ = write!(out, "<title>{}</title>", escape(rs.title()));
     out.push_str("<style>body{font-family:Helvetica,Arial,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin-top:16px;width:100%}td,th{border:1px solid #ccc;padding:6px 8px;vertical-align:top;text-align:left;font-size:13px}th{background:#f4f4f4}.st{font-weight:bold;white-space:nowrap}.rule{color:#666;font-size:11px}.svg{overflow-x:auto}</style></head><body>\n");
@@ -773,7 +778,55 @@ pub fn html(rs: &RuleSet, rec: Option<&Recommendation>) -> String {
         escape(&rs.stamp().version),
         escape(&rs.stamp().hash)
     );
-    let _ = writeln!(out, "<div class=\"svg\">{}</div>", svg(rs, rec));
+    if let Some(rec) = rec {
+        // The summary first: what to continue, offer, offer with caution, and what is
+        // excluded and why.
+        if let Some(p) = patient {
+            let _ = writeln!(out, "<p><strong>Patient:</strong> {}</p>", escape(p));
+        }
+        out.push_str("<h2>Summary</h2><ul>\n");
+        if let Some(why) = rec.not_applicable_because() {
+            let _ = writeln!(out, "<li>The pathway does not apply: {}</li>", escape(why));
+        }
+        for (st, title) in [
+            (Status::Continue, "Continue"),
+            (Status::Offer, "Offer now"),
+            (Status::Caution, "Offer with caution"),
+        ] {
+            let names: Vec<String> = rec
+                .steps
+                .iter()
+                .filter(|s| s.status == st && rec.applicable)
+                .map(|s| escape(&s.name))
+                .collect();
+            if !names.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "<li><strong>{title}:</strong> {}</li>",
+                    names.join(", ")
+                );
+            }
+        }
+        let excluded: Vec<String> = rec
+            .steps
+            .iter()
+            .filter(|s| s.status == Status::Excluded)
+            .map(|s| format!("{} ({})", escape(&s.name), escape(&one_line(s))))
+            .collect();
+        if !excluded.is_empty() {
+            let _ = writeln!(
+                out,
+                "<li><strong>Excluded:</strong> {}</li>",
+                excluded.join("; ")
+            );
+        }
+        out.push_str("</ul>\n");
+    }
+    let _ = writeln!(
+        out,
+        "<div class=\"svg\">{}</div>",
+        svg_for(rs, rec, patient)
+    );
     if let Some(rec) = rec {
         let _ = writeln!(out, "<h2>Each step, {}</h2>", rec.date);
         out.push_str("<table><tr><th>Step</th><th>Status</th><th>Why</th><th>Missing</th></tr>\n");
@@ -808,6 +861,30 @@ pub fn html(rs: &RuleSet, rec: Option<&Recommendation>) -> String {
             );
         }
         out.push_str("</table>\n");
+        let _ = writeln!(
+            out,
+            "<p class=\"rule\"><strong>Legend:</strong> {}</p>",
+            escape(crate::ROLE_LEGEND)
+        );
+        let mut cited: Vec<&str> = rec
+            .steps
+            .iter()
+            .flat_map(|s| {
+                s.reasons
+                    .iter()
+                    .flat_map(|r| r.sources.iter().map(|k| &**k))
+            })
+            .collect();
+        cited.sort_unstable();
+        cited.dedup();
+        if !cited.is_empty() {
+            out.push_str("<h2>References</h2><dl>\n");
+            for k in cited {
+                let text = rs.sources().get(k).map_or("", |src| src.citation.as_str());
+                let _ = writeln!(out, "<dt>{}</dt><dd>{}</dd>", escape(k), escape(text));
+            }
+            out.push_str("</dl>\n");
+        }
     }
     out.push_str("</body></html>\n");
     out
@@ -904,6 +981,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_html_report_opens_with_a_summary_and_ends_with_the_legend_and_references() {
+        let rs = RuleSet::ms_spasticity().unwrap();
+        let page = html_for(&rs, Some(&rec(&rs)), Some("Jane Doe (Patient/p1)"));
+        let at = |needle: &str| page.find(needle).unwrap_or_else(|| panic!("{needle}"));
+        assert!(at("<strong>Patient:</strong> Jane Doe (Patient/p1)") < at("<svg"));
+        assert!(at("<h2>Summary</h2>") < at("<svg"));
+        assert!(at("<strong>Offer now:</strong>") < at("<svg"));
+        assert!(at("<strong>Legend:</strong>") > at("<table>"));
+        assert!(at("<h2>References</h2>") > at("<table>"));
+        assert!(page.contains("<dt>NG220</dt>"));
+        assert!(page.contains("Jane Doe (Patient/p1) · evaluated 2026-11-22"));
     }
 
     #[test]

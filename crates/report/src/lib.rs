@@ -39,6 +39,8 @@ pub struct TextReport<'a> {
 }
 
 /// What each reason's role means, in plain words: the legend printed with every report.
+pub const ROLE_LEGEND: &str = LEGEND;
+
 const LEGEND: &str = "why = the rule that decided the status; met / needs = what the step's gate \
 requires, met or still needed; check = a rule that may apply but a fact it reads is not \
 recorded (please check it); also = another rule that holds but did not decide; note = \
