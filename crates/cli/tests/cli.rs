@@ -672,3 +672,32 @@ fn misspelt_names_get_a_suggestion_and_truncated_files_say_so() {
         "the position once: {err}"
     );
 }
+
+#[test]
+fn value_set_errors_give_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fixture("valuesets/ms-spasticity.toml"))
+        .unwrap()
+        .replace("[conditions.epilepsy]", "[conditions.epilepsi]");
+    let line = text
+        .lines()
+        .position(|l| l == "[conditions.epilepsi]")
+        .unwrap()
+        + 1;
+    let vs = dir.path().join("vs.toml");
+    std::fs::write(&vs, text).unwrap();
+    let o = pathway(&[
+        "check",
+        &fixture("rulesets/ms-spasticity.toml"),
+        "--valuesets",
+        vs.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&format!(
+            "vs.toml: line {line}, column 1: [conditions.epilepsi]"
+        )),
+        "{}",
+        stderr(&o)
+    );
+}
