@@ -8,6 +8,7 @@ mod check;
 mod common;
 mod evaluate;
 mod serve;
+mod test;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -204,6 +205,20 @@ enum Command {
         #[arg(long, value_name = "YYYY-MM-DD")]
         date: Option<String>,
     },
+    /// Run a rule set's test cases (patients with expected statuses) like a test runner.
+    Test {
+        /// The rule set (TOML).
+        ruleset: PathBuf,
+        /// The test cases (TOML); default: `NAME.cases.toml` beside the rule set.
+        #[arg(long, value_name = "FILE")]
+        cases: Option<PathBuf>,
+        /// Value sets for FHIR cases; default: the shipped ones.
+        #[arg(long, value_name = "FILE")]
+        valuesets: Option<PathBuf>,
+        /// Also report which rules no case makes decisive.
+        #[arg(long)]
+        coverage: bool,
+    },
     /// Run the CDS Hooks 2.0 service an EHR calls (patient-view, order-select, order-sign).
     Serve {
         /// Port to listen on (on the configured address; default 8080).
@@ -303,6 +318,12 @@ fn run(cli: Cli) -> Result<(), Fail> {
             seed,
             date,
         } => batch::generate(count, &out, format, seed, date.as_deref()),
+        Command::Test {
+            ruleset,
+            cases,
+            valuesets,
+            coverage,
+        } => test::run(&ruleset, cases.as_deref(), valuesets.as_deref(), coverage),
         Command::Serve {
             port,
             config,

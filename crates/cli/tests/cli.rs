@@ -701,3 +701,41 @@ fn value_set_errors_give_line_and_column() {
         stderr(&o)
     );
 }
+
+#[test]
+fn test_runs_the_shipped_cases_and_catches_a_weakened_exclusion() {
+    let o = pathway(&[
+        "test",
+        &fixture("rulesets/ms-spasticity.toml"),
+        "--coverage",
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.trim_end().ends_with("20 passed, 0 failed"), "{out}");
+    assert!(out.contains("coverage: "), "{out}");
+    // The strong-inhibitor exclusion turned into a caution: V22 fails, naming the step.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fixture("rulesets/ms-spasticity.toml")).unwrap();
+    let weakened = text.replacen(
+        "id = \"R20.tizanidine.cyp1a2-inhibitor\"\nsteps = [\"tizanidine\"]\neffect = \"exclude\"",
+        "id = \"R20.tizanidine.cyp1a2-inhibitor\"\nsteps = [\"tizanidine\"]\neffect = \"caution\"",
+        1,
+    );
+    assert_ne!(weakened, text);
+    let broken = dir.path().join("weakened.toml");
+    std::fs::write(&broken, weakened).unwrap();
+    let o = pathway(&[
+        "test",
+        broken.to_str().unwrap(),
+        "--cases",
+        &fixture("rulesets/ms-spasticity.cases.toml"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains("FAIL V22"), "{out}");
+    assert!(
+        out.contains("tizanidine: expected not offered (not-yet or excluded), got caution"),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("19 passed, 1 failed"), "{out}");
+}
