@@ -9,6 +9,7 @@ mod common;
 mod evaluate;
 mod serve;
 mod test;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -219,6 +220,21 @@ enum Command {
         #[arg(long)]
         coverage: bool,
     },
+    /// Check safety properties of a rule set over generated patients; print a shrunk
+    /// counterexample (as a profile and a FHIR Bundle) for any that fails; exit 1 then.
+    Verify {
+        /// The rule set (TOML).
+        ruleset: PathBuf,
+        /// Value sets, for writing a counterexample as a FHIR Bundle; default: the shipped ones.
+        #[arg(long, value_name = "FILE")]
+        valuesets: Option<PathBuf>,
+        /// How many patients to generate.
+        #[arg(long, default_value_t = 300)]
+        patients: usize,
+        /// Random seed (the same seed, the same patients).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Run the CDS Hooks 2.0 service an EHR calls (patient-view, order-select, order-sign).
     Serve {
         /// Port to listen on (on the configured address; default 8080).
@@ -324,6 +340,12 @@ fn run(cli: Cli) -> Result<(), Fail> {
             valuesets,
             coverage,
         } => test::run(&ruleset, cases.as_deref(), valuesets.as_deref(), coverage),
+        Command::Verify {
+            ruleset,
+            valuesets,
+            patients,
+            seed,
+        } => verify::run(&ruleset, valuesets.as_deref(), patients, seed),
         Command::Serve {
             port,
             config,

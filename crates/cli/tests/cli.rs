@@ -739,3 +739,38 @@ fn test_runs_the_shipped_cases_and_catches_a_weakened_exclusion() {
     );
     assert!(out.trim_end().ends_with("19 passed, 1 failed"), "{out}");
 }
+
+#[test]
+fn verify_holds_for_the_shipped_rule_set_and_finds_deliberate_breakage() {
+    let shipped = fixture("rulesets/ms-spasticity.toml");
+    let o = pathway(&["verify", &shipped, "--patients", "60"]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(stdout(&o).trim_end().ends_with("4 passed, 0 failed"));
+    let text = std::fs::read_to_string(&shipped).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let broken = [
+        (
+            "a declined rule removed",
+            text.replacen(
+                "[[rule]]\nid = \"R16.declined\"\ntiers = [1, 2, 3, 4]\neffect = \"exclude\"\nwhen = \"outcome = declined\"\ntext = \"The person declined this step.\"\nsource = [\"PRODUCT\", \"NG220\"]\n",
+                "",
+                1,
+            ),
+            "FAIL declined-or-not-tolerated-is-never-offered",
+        ),
+    ];
+    for (what, rules, expected) in broken {
+        assert_ne!(rules, text, "{what}: the fixture changed");
+        let path = dir.path().join("broken.toml");
+        std::fs::write(&path, rules).unwrap();
+        let o = pathway(&["verify", path.to_str().unwrap(), "--patients", "200"]);
+        assert_eq!(o.status.code(), Some(1), "{what}: {}", stdout(&o));
+        let out = stdout(&o);
+        assert!(out.contains(expected), "{what}: {out}");
+        assert!(out.contains("counterexample (profile):"), "{what}: {out}");
+        assert!(
+            out.contains("counterexample (FHIR Bundle):"),
+            "{what}: {out}"
+        );
+    }
+}
