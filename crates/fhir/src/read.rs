@@ -370,12 +370,31 @@ struct OutcomeObs<'m> {
 #[derive(Debug, Clone)]
 pub struct Reader<'r> {
     rs: &'r RuleSet,
-    pub(crate) vs: ValueSets,
+    pub(crate) vs: std::sync::Arc<ValueSets>,
 }
 
 impl<'r> Reader<'r> {
     /// A reader for a rule set with its value sets.
     pub fn new(rs: &'r RuleSet, vs: ValueSets) -> Self {
+        Reader {
+            rs,
+            vs: std::sync::Arc::new(vs),
+        }
+    }
+
+    /// A reader sharing value sets loaded once (making one costs nothing then).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use pathway_fhir::{Reader, ValueSets};
+    /// use pathway_rules::RuleSet;
+    /// let rs = RuleSet::ms_spasticity().unwrap();
+    /// let vs = Arc::new(ValueSets::ms_spasticity(&rs).unwrap());
+    /// let a = Reader::shared(&rs, Arc::clone(&vs));
+    /// let b = Reader::shared(&rs, vs);
+    /// assert_eq!(a.ruleset().stamp(), b.ruleset().stamp());
+    /// ```
+    pub fn shared(rs: &'r RuleSet, vs: std::sync::Arc<ValueSets>) -> Self {
         Reader { rs, vs }
     }
 
