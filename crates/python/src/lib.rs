@@ -48,6 +48,17 @@ create_exception!(
 #[pyclass(frozen, module = "pathway._native")]
 struct RuleSet {
     rs: Arc<Rs>,
+    /// Its shipped value sets, loaded the first time a Bundle needs them.
+    shipped: std::sync::OnceLock<Result<Arc<Vs>, String>>,
+}
+
+impl RuleSet {
+    fn new(rs: Rs) -> RuleSet {
+        RuleSet {
+            rs: Arc::new(rs),
+            shipped: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 #[pymethods]
@@ -56,7 +67,7 @@ impl RuleSet {
     #[staticmethod]
     fn ms_spasticity() -> PyResult<RuleSet> {
         Rs::ms_spasticity()
-            .map(|rs| RuleSet { rs: Arc::new(rs) })
+            .map(RuleSet::new)
             .map_err(|e| RuleSetError::new_err(e.to_string()))
     }
 
@@ -64,7 +75,7 @@ impl RuleSet {
     #[staticmethod]
     fn load(path: &str) -> PyResult<RuleSet> {
         Rs::load(path)
-            .map(|rs| RuleSet { rs: Arc::new(rs) })
+            .map(RuleSet::new)
             .map_err(|e| RuleSetError::new_err(e.to_string()))
     }
 
@@ -146,9 +157,15 @@ fn value_sets(rs: &RuleSet, vs: Option<&ValueSets>) -> PyResult<Arc<Vs>> {
             v.ruleset,
             rs.rs.stamp().id
         ))),
-        None => Vs::ms_spasticity(&rs.rs)
-            .map(Arc::new)
-            .map_err(|e| ValueSetError::new_err(e.to_string())),
+        None => rs
+            .shipped
+            .get_or_init(|| {
+                Vs::ms_spasticity(&rs.rs)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(ValueSetError::new_err),
     }
 }
 
@@ -171,10 +188,44 @@ impl Failure {
 
 /// Reads and evaluates one Bundle: the result as JSON, with the reading's warnings and
 /// unrecognised records on it.
-fn one(rs: &Rs, reader: &Reader<'_>, bytes: &[u8], opts: &ReadOptions) -> Result<String, Failure> {
+fn one(
+    rs: &Rs,
+    reader: &Reader<'_>,
+    bytes: &[u8],
+    opts: &ReadOptions,
+    summary: bool,
+) -> Result<String, Failure> {
     let reading = reader
         .read_bundle(bytes, opts)
         .map_err(|e| Failure::Fhir(e.to_string()))?;
+    if summary {
+        // Per step: status, decisive rule ids, missing facts (as `pathway batch --detail
+        // summary`), from the compact evaluation.
+        let p = rs
+            .prepare(&reading.profile)
+            .map_err(|e| Failure::Profile(e.to_string()))?;
+        let mut eval = pathway_rules::Evaluation::default();
+        rs.evaluate_into(&p, &mut eval);
+        let steps: Vec<serde_json::Value> = eval
+            .steps(rs)
+            .map(|s| {
+                serde_json::json!({
+                    "step": s.step.id.as_str(),
+                    "status": s.status,
+                    "rules": s.reasons().filter(|r| r.decisive()).map(|r| r.rule_id()).collect::<Vec<_>>(),
+                    "missing": s.missing().collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "patient": reading.patient,
+            "applicable": eval.applicable(),
+            "steps": steps,
+            "warnings": reading.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "unrecognized": reading.unrecognized,
+        });
+        return serde_json::to_string(&v).map_err(|e| Failure::Json(e.to_string()));
+    }
     let mut rec = rs
         .evaluate(&reading.profile)
         .map_err(|e| Failure::Profile(e.to_string()))?;
@@ -188,7 +239,7 @@ fn one(rs: &Rs, reader: &Reader<'_>, bytes: &[u8], opts: &ReadOptions) -> Result
 
 /// Evaluates one FHIR R4 Bundle (bytes or str) at `date`; the result as JSON text.
 #[pyfunction]
-#[pyo3(signature = (ruleset, bundle, date, valuesets=None, strict=false))]
+#[pyo3(signature = (ruleset, bundle, date, valuesets=None, strict=false, summary=false))]
 fn evaluate_bundle(
     py: Python<'_>,
     ruleset: &RuleSet,
@@ -196,6 +247,7 @@ fn evaluate_bundle(
     date: &str,
     valuesets: Option<&ValueSets>,
     strict: bool,
+    summary: bool,
 ) -> PyResult<String> {
     let bytes = text_of(bundle)?;
     let d = self::date(date)?;
@@ -208,7 +260,7 @@ fn evaluate_bundle(
     };
     py.detach(move || {
         let reader = Reader::shared(&rs, vs);
-        one(&rs, &reader, &bytes, &opts)
+        one(&rs, &reader, &bytes, &opts, summary)
     })
     .map_err(Failure::into_py)
 }
@@ -231,7 +283,8 @@ fn evaluate_profile(py: Python<'_>, ruleset: &RuleSet, profile: &str) -> PyResul
 /// Evaluates many Bundles on `workers` threads (default: every core) with the GIL released;
 /// per Bundle, `(result JSON, None)` or `(None, error message)`, in input order.
 #[pyfunction]
-#[pyo3(signature = (ruleset, bundles, date, valuesets=None, workers=None, strict=false))]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (ruleset, bundles, date, valuesets=None, workers=None, strict=false, summary=false))]
 fn evaluate_many(
     py: Python<'_>,
     ruleset: &RuleSet,
@@ -240,6 +293,7 @@ fn evaluate_many(
     valuesets: Option<&ValueSets>,
     workers: Option<usize>,
     strict: bool,
+    summary: bool,
 ) -> PyResult<Vec<(Option<String>, Option<String>)>> {
     let inputs: Vec<Vec<u8>> = bundles.iter().map(text_of).collect::<PyResult<_>>()?;
     let d = self::date(date)?;
@@ -264,7 +318,7 @@ fn evaluate_many(
                     let (rs, reader, opts) = (&rs, &reader, &opts);
                     scope.spawn(move || {
                         part.iter()
-                            .map(|b| match one(rs, reader, b, opts) {
+                            .map(|b| match one(rs, reader, b, opts, summary) {
                                 Ok(j) => (Some(j), None),
                                 Err(Failure::Fhir(m) | Failure::Profile(m) | Failure::Json(m)) => {
                                     (None, Some(m))

@@ -89,3 +89,20 @@ def test_evaluate_many_keeps_order_reports_failures_and_uses_threads(rules):
         one = min(timed(1) for _ in range(3))
         two = min(timed(2) for _ in range(3))
         assert two < one, (one, two)
+
+
+def test_summary_results_equal_the_batch_summary(rules, tmp_path):
+    cli = ROOT / "target" / "debug" / "pathway"
+    v = vignettes()[0]
+    s = pathway.evaluate_bundle(rules, json.dumps(v["bundle"]), date=DATE, summary=True)
+    full = pathway.evaluate_bundle(rules, json.dumps(v["bundle"]), date=DATE)
+    assert [x["status"] for x in s["steps"]] == [x["status"] for x in full["steps"]]
+    if cli.exists():
+        path = tmp_path / "one.ndjson"
+        path.write_text(json.dumps(v["bundle"]) + "\n")
+        out = tmp_path / "o.ndjson"
+        subprocess.run([str(cli), "batch", str(path), "--out", str(out), "--date", DATE, "--detail", "summary"], check=True, capture_output=True)
+        batch = json.loads(out.read_text())["result"]
+        assert [(x["step"], x["status"], x["rules"], x.get("missing", [])) for x in batch["steps"]] == [
+            (x["step"], x["status"], x["rules"], x["missing"]) for x in s["steps"]
+        ]

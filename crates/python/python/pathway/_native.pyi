@@ -28,6 +28,7 @@ def evaluate_bundle(
     date: str,
     valuesets: Optional[ValueSets] = ...,
     strict: bool = ...,
+    summary: bool = ...,
 ) -> str: ...
 def evaluate_profile(ruleset: RuleSet, profile: str) -> str: ...
 def evaluate_many(
@@ -37,4 +38,5 @@ def evaluate_many(
     valuesets: Optional[ValueSets] = ...,
     workers: Optional[int] = ...,
     strict: bool = ...,
+    summary: bool = ...,
 ) -> List[Tuple[Optional[str], Optional[str]]]: ...
