@@ -622,13 +622,9 @@ pub fn request_group(rec: &Recommendation, rs: &RuleSet, patient: &str) -> Reque
     }
 }
 
-/// What the record held that was not read: `(summary, markdown detail, whether a current
-/// medication is among it)`, or `None` when everything was read.
-fn reading_notes(rec: &Recommendation) -> Option<(String, String, bool)> {
-    if rec.unrecognized.is_empty() && rec.warnings.is_empty() {
-        return None;
-    }
-    let meds = rec.unrecognized.iter().any(|u| u.kind == "medication");
+/// What the record held that was not read, in Markdown: the unrecognised records and the
+/// warnings (empty when there are none). Shared by every card and note that says so.
+pub fn reading_detail(rec: &Recommendation) -> String {
     let mut detail = String::new();
     if !rec.unrecognized.is_empty() {
         detail.push_str(
@@ -644,6 +640,17 @@ fn reading_notes(rec: &Recommendation) -> Option<(String, String, bool)> {
             detail.push_str(&format!("- {w}\n"));
         }
     }
+    detail
+}
+
+/// What the record held that was not read: `(summary, markdown detail, whether a current
+/// medication is among it)`, or `None` when everything was read.
+fn reading_notes(rec: &Recommendation) -> Option<(String, String, bool)> {
+    if rec.unrecognized.is_empty() && rec.warnings.is_empty() {
+        return None;
+    }
+    let meds = rec.unrecognized.iter().any(|u| u.kind == "medication");
+    let detail = reading_detail(rec);
     let n = rec.unrecognized.len();
     let summary = match (n, rec.warnings.len()) {
         (0, w) => format!("{w} part(s) of the record were not read as recorded: see which"),

@@ -23,7 +23,7 @@ pub use bulk::{BulkError, BulkExport, BundleLines};
 pub use cds::{
     Annotation, Card, CardSource, CdsResponse, CodeableConcept, Coding, Indicator, Link, Reference,
     RelatedArtifact, RequestAction, RequestGroup, SUMMARY_MAX, Suggestion, SuggestionAction,
-    card_source, cds_hooks, order_for, request_group, step_detail, summary,
+    card_source, cds_hooks, order_for, reading_detail, request_group, step_detail, summary,
 };
 pub use read::{FhirError, Orders, ReadOptions, Reader, Reading, Warning};
 pub use synth::{ehr_shaped, representable, to_bundle};

@@ -866,17 +866,7 @@ pub fn html_for(rs: &RuleSet, rec: Option<&Recommendation>, patient: Option<&str
             "<p class=\"rule\"><strong>Legend:</strong> {}</p>",
             escape(crate::ROLE_LEGEND)
         );
-        let mut cited: Vec<&str> = rec
-            .steps
-            .iter()
-            .flat_map(|s| {
-                s.reasons
-                    .iter()
-                    .flat_map(|r| r.sources.iter().map(|k| &**k))
-            })
-            .collect();
-        cited.sort_unstable();
-        cited.dedup();
+        let cited = crate::cited_sources(rec);
         if !cited.is_empty() {
             out.push_str("<h2>References</h2><dl>\n");
             for k in cited {

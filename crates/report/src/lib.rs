@@ -229,17 +229,7 @@ impl<'a> TextReport<'a> {
             let _ = writeln!(out, "{l}");
         }
         // Every source cited, expanded.
-        let mut cited: Vec<&str> = rec
-            .steps
-            .iter()
-            .flat_map(|s| {
-                s.reasons
-                    .iter()
-                    .flat_map(|r| r.sources.iter().map(|k| &**k))
-            })
-            .collect();
-        cited.sort_unstable();
-        cited.dedup();
+        let cited = crate::cited_sources(rec);
         if !cited.is_empty() {
             let _ = writeln!(out);
             let _ = writeln!(out, "{}", self.paint("\x1b[1m", "References"));
@@ -259,6 +249,22 @@ impl<'a> TextReport<'a> {
         }
         out
     }
+}
+
+/// Every source key the recommendation's reasons cite, sorted, each once.
+pub fn cited_sources(rec: &Recommendation) -> Vec<&str> {
+    let mut cited: Vec<&str> = rec
+        .steps
+        .iter()
+        .flat_map(|s| {
+            s.reasons
+                .iter()
+                .flat_map(|r| r.sources.iter().map(|k| &**k))
+        })
+        .collect();
+    cited.sort_unstable();
+    cited.dedup();
+    cited
 }
 
 /// Greedy word wrap.

@@ -4,7 +4,7 @@
 use pathway_core::Status;
 use pathway_fhir::{
     Card, CardSource, Coding, Indicator, Link, Orders, Suggestion, SuggestionAction, card_source,
-    order_for, step_detail, summary,
+    order_for, reading_detail, step_detail, summary,
 };
 use pathway_rules::{Recommendation, RuleSet, StepResult};
 
@@ -365,19 +365,7 @@ fn not_read(ctx: &Ctx<'_>, rec: &Recommendation) -> Option<(Card, Issued)> {
     if meds.is_empty() && (others == 0 || !ctx.cfg.info) {
         return None;
     }
-    let mut detail = String::new();
-    if !rec.unrecognized.is_empty() {
-        detail.push_str("**Not recognised** (interactions and contraindications not checked):\n");
-        for u in &rec.unrecognized {
-            detail.push_str(&format!("- {u}\n"));
-        }
-    }
-    if !rec.warnings.is_empty() {
-        detail.push_str("**Not read as recorded:**\n");
-        for w in &rec.warnings {
-            detail.push_str(&format!("- {w}\n"));
-        }
-    }
+    let detail = reading_detail(rec);
     let (indicator, text) = if meds.is_empty() {
         (
             Indicator::Info,
