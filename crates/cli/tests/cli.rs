@@ -774,3 +774,24 @@ fn verify_holds_for_the_shipped_rule_set_and_finds_deliberate_breakage() {
         );
     }
 }
+
+#[test]
+fn test_and_verify_work_on_a_second_rule_set_written_only_through_the_format() {
+    let rules = fixture("rulesets/illustration-knee-pain.toml");
+    let o = pathway(&["test", &rules, "--coverage"]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(stdout(&o).trim_end().ends_with("3 passed, 0 failed"));
+    let o = pathway(&["verify", &rules, "--patients", "100"]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    // Its declined rule removed: verify finds it, with a counterexample profile.
+    let text = std::fs::read_to_string(&rules).unwrap();
+    let i = text.find("[[rule]]\nid = \"I5.declined\"").unwrap();
+    let j = i + text[i..].find("source = [\"ILL\"]\n").unwrap() + "source = [\"ILL\"]\n".len();
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, format!("{}{}", &text[..i], &text[j..])).unwrap();
+    let o = pathway(&["verify", broken.to_str().unwrap(), "--patients", "100"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("FAIL declined-or-not-tolerated-is-never-offered"));
+    assert!(stdout(&o).contains("counterexample (profile):"));
+}
