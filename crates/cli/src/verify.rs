@@ -18,7 +18,12 @@ struct Broken {
     rules: Vec<String>,
 }
 
-const PROPERTIES: [(&str, &str, Property); 4] = [
+const PROPERTIES: [(&str, &str, Property); 5] = [
+    (
+        "declared-assertions-hold",
+        "every `[[assert]]` of the rule set holds: where its condition holds, its steps are never in the statuses it rules out (where it may hold, never offered)",
+        assertions_hold,
+    ),
     (
         "unknown-is-never-more-permissive",
         "replacing a known fact with unknown never gives a step a more permissive status than any value of the fact would, and where some value would change the status, the fact is listed as missing",
@@ -112,6 +117,35 @@ fn unknown_is_monotone(rs: &RuleSet, p: &Profile) -> Option<Broken> {
         }
     }
     None
+}
+
+fn assertions_hold(rs: &RuleSet, p: &Profile) -> Option<Broken> {
+    let prepared = rs.prepare(p).ok()?;
+    let mut eval = pathway_rules::Evaluation::default();
+    rs.evaluate_into(&prepared, &mut eval);
+    let v = eval.violations(rs).into_iter().next()?;
+    let rules = eval
+        .steps(rs)
+        .find(|s| s.step.id.as_str() == v.step)
+        .map(|s| {
+            s.reasons()
+                .filter(|r| r.decisive())
+                .map(|r| r.rule_id().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(Broken {
+        what: format!(
+            "assertion {} ({}): its condition `{}` is {:?} for step {}, whose status is {}",
+            v.assertion.id(),
+            v.assertion.text(),
+            v.assertion.condition(),
+            v.condition,
+            v.step,
+            v.status
+        ),
+        rules,
+    })
 }
 
 fn offered_steps_say_why(rs: &RuleSet, p: &Profile) -> Option<Broken> {

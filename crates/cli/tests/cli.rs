@@ -745,7 +745,7 @@ fn verify_holds_for_the_shipped_rule_set_and_finds_deliberate_breakage() {
     let shipped = fixture("rulesets/ms-spasticity.toml");
     let o = pathway(&["verify", &shipped, "--patients", "60"]);
     assert!(o.status.success(), "{}", stdout(&o));
-    assert!(stdout(&o).trim_end().ends_with("4 passed, 0 failed"));
+    assert!(stdout(&o).trim_end().ends_with("5 passed, 0 failed"));
     let text = std::fs::read_to_string(&shipped).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let broken = [
@@ -758,12 +758,30 @@ fn verify_holds_for_the_shipped_rule_set_and_finds_deliberate_breakage() {
             ),
             "FAIL declined-or-not-tolerated-is-never-offered",
         ),
+        (
+            "an exclusion turned into a caution",
+            text.replacen(
+                "id = \"R20.tizanidine.cyp1a2-inhibitor\"\nsteps = [\"tizanidine\"]\neffect = \"exclude\"",
+                "id = \"R20.tizanidine.cyp1a2-inhibitor\"\nsteps = [\"tizanidine\"]\neffect = \"caution\"",
+                1,
+            ),
+            "assertion A.tizanidine.strong-cyp1a2-inhibitor",
+        ),
+        (
+            "an if-unknown relaxed",
+            text.replacen(
+                "effect = \"caution\"\nwhen = \"pregnant\"\ntext = \"Pregnancy (or",
+                "effect = \"caution\"\nwhen = \"pregnant\"\nif-unknown = \"ignore\"\ntext = \"Pregnancy (or",
+                1,
+            ),
+            "assertion A.pregnancy",
+        ),
     ];
     for (what, rules, expected) in broken {
         assert_ne!(rules, text, "{what}: the fixture changed");
         let path = dir.path().join("broken.toml");
         std::fs::write(&path, rules).unwrap();
-        let o = pathway(&["verify", path.to_str().unwrap(), "--patients", "200"]);
+        let o = pathway(&["verify", path.to_str().unwrap(), "--patients", "300"]);
         assert_eq!(o.status.code(), Some(1), "{what}: {}", stdout(&o));
         let out = stdout(&o);
         assert!(out.contains(expected), "{what}: {out}");

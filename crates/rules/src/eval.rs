@@ -754,6 +754,69 @@ fn decide_words(
     (status, fixed)
 }
 
+/// A declared assertion that does not hold for an evaluated patient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation<'a> {
+    /// The assertion.
+    pub assertion: &'a crate::ruleset::Assertion,
+    /// The step.
+    pub step: &'a str,
+    /// The step's status.
+    pub status: Status,
+    /// How the assertion's condition came out (true, or unknown with an offer or continue).
+    pub condition: Tri,
+}
+
+impl Evaluation {
+    /// The declared assertions of the rule set this evaluation ran on that do not hold: a
+    /// true condition with a status the assertion rules out, or an unknown one with `offer`
+    /// where the assertion rules that out (unknown gives at most caution; a current step may
+    /// continue, C4).
+    ///
+    /// ```
+    /// use pathway_core::{Date, Profile};
+    /// use pathway_rules::{Evaluation, RuleSet};
+    /// let rs = RuleSet::ms_spasticity().unwrap();
+    /// let p = Profile::new(Date::constant(2026, 11, 22), 50).with_fact("multiple-sclerosis", true);
+    /// let mut e = Evaluation::default();
+    /// rs.evaluate_into(&rs.prepare(&p).unwrap(), &mut e);
+    /// assert!(e.violations(&rs).is_empty());
+    /// ```
+    pub fn violations<'a>(&'a self, rs: &'a RuleSet) -> Vec<Violation<'a>> {
+        let mut out = Vec::new();
+        for &(a, t, node) in &rs.compiled.assert_nodes {
+            let (Some(assertion), Some(step), Some(&value)) = (
+                rs.assertions.get(usize::from(a)),
+                self.steps.get(usize::from(t)),
+                self.nodes.get(node as usize),
+            ) else {
+                continue;
+            };
+            let id = rs
+                .ladder
+                .step_at(usize::from(t))
+                .map_or("?", |s| s.id.as_str());
+            let status = step.status;
+            let broken = match value {
+                Tri::True => assertion.never.contains(&status),
+                // A possible row: at most caution for a step not yet given. A current step
+                // keeps `continue` (C4: R21's unknowns do not change continue).
+                Tri::Unknown => status == Status::Offer && assertion.never.contains(&status),
+                Tri::False => false,
+            };
+            if broken && self.applicable {
+                out.push(Violation {
+                    assertion,
+                    step: id,
+                    status,
+                    condition: value,
+                });
+            }
+        }
+        out
+    }
+}
+
 /// One step of an [`Evaluation`], borrowing its texts from the rule set.
 #[derive(Debug, Clone, Copy)]
 pub struct StepView<'a> {

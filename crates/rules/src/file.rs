@@ -29,6 +29,27 @@ pub(crate) struct Document {
     pub derived: BTreeMap<String, DerivedDoc>,
     #[serde(default, rename = "rule")]
     pub rules: Vec<RuleDoc>,
+    #[serde(default, rename = "assert", skip_serializing_if = "Vec::is_empty")]
+    pub asserts: Vec<AssertDoc>,
+}
+
+/// A declared property of the rule set: on these steps, whenever `when` holds, the status is
+/// never one of `never` (checked by `pathway verify`, not used in evaluation).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct AssertDoc {
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    pub id: Spanned<String>,
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<String>"))]
+    pub steps: Vec<Spanned<String>>,
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    pub when: Spanned<String>,
+    pub never: Vec<pathway_core::Status>,
+    pub text: String,
+    #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<String>"))]
+    pub source: Vec<Spanned<String>>,
 }
 
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

@@ -45,12 +45,12 @@ mod ruleset;
 mod tri;
 
 pub use error::{Diagnostic, ErrorKind, LoadError, Location, ProfileError, Severity};
-pub use eval::{Evaluation, Prepared, ReasonView, StepView};
+pub use eval::{Evaluation, Prepared, ReasonView, StepView, Violation};
 pub use generate::PatientGenerator;
 pub use recommendation::{FactUse, Reason, Recommendation, Role, StepResult, Unrecognized};
 pub use ruleset::{
-    Absent, Derived, Effect, FactDef, FactKind, IfUnknown, MS_SPASTICITY_TOML, Rule, RuleSet,
-    Source, Stamp,
+    Absent, Assertion, Derived, Effect, FactDef, FactKind, IfUnknown, MS_SPASTICITY_TOML, Rule,
+    RuleSet, Source, Stamp,
 };
 pub use tri::Tri;
 

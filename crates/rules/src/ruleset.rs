@@ -164,6 +164,54 @@ pub struct Rule {
     pub(crate) sources: Vec<Arc<str>>,
 }
 
+/// A declared property of a rule set (`[[assert]]`): on its steps, whenever its condition
+/// holds, the status is never one of `never`; and whenever the condition may hold (unknown),
+/// never `offer` if `never` names it (a current step may continue, C4). `pathway verify` checks them; they take
+/// no part in evaluation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assertion {
+    pub(crate) id: String,
+    pub(crate) steps: Vec<StepId>,
+    pub(crate) condition: String,
+    pub(crate) never: Vec<pathway_core::Status>,
+    pub(crate) text: String,
+}
+
+impl RuleSet {
+    /// The rule set's declared assertions (`[[assert]]`), in file order.
+    ///
+    /// ```
+    /// let rs = pathway_rules::RuleSet::ms_spasticity().unwrap();
+    /// assert!(rs.assertions().iter().any(|a| a.id() == "A.tizanidine.strong-cyp1a2-inhibitor"));
+    /// ```
+    pub fn assertions(&self) -> &[Assertion] {
+        &self.assertions
+    }
+}
+
+impl Assertion {
+    /// Its id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// The steps it is about.
+    pub fn steps(&self) -> &[StepId] {
+        &self.steps
+    }
+    /// Its condition, as written.
+    pub fn condition(&self) -> &str {
+        &self.condition
+    }
+    /// The statuses it rules out.
+    pub fn never(&self) -> &[pathway_core::Status] {
+        &self.never
+    }
+    /// What it says, in plain words.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
 impl Rule {
     /// The rule id.
     pub fn id(&self) -> &str {
@@ -235,6 +283,8 @@ pub(crate) struct Compiled {
     /// Per fact, the node of its `absent-unknown-when` condition.
     pub absent_when: Vec<Option<NodeId>>,
     pub applicability: NodeId,
+    /// Per declared assertion and step: `(assertion, step, node of its condition)`.
+    pub assert_nodes: Vec<(u16, u16, NodeId)>,
     /// Per step (ladder order), its rules laid out for evaluation.
     pub plans: Vec<StepPlan>,
 }
@@ -264,6 +314,7 @@ pub struct RuleSet {
     pub(crate) derived: Vec<Derived>,
     pub(crate) applicability: Rule,
     pub(crate) rules: Vec<Rule>,
+    pub(crate) assertions: Vec<Assertion>,
     pub(crate) compiled: Compiled,
     /// Lint warnings, found the first time they are asked for (loading does not need them).
     warnings: OnceLock<Vec<Diagnostic>>,
@@ -1409,6 +1460,58 @@ impl<'t> Compiler<'t> {
             rules.push(rule);
         }
 
+        // Declared assertions: compiled like rules, for every step they name.
+        let mut assertions: Vec<Assertion> = Vec::new();
+        let mut assert_conds: Vec<(u16, u16, Cond)> = Vec::new();
+        for a in &doc.asserts {
+            let id = a.id.get_ref().as_str();
+            let ai = u16::try_from(assertions.len()).unwrap_or(u16::MAX);
+            if a.never.is_empty() || a.steps.is_empty() {
+                self.push(
+                    Diagnostic::new(
+                        ErrorKind::InvalidRule,
+                        "an assertion names its `steps` and the statuses they are `never`",
+                    )
+                    .rule(id)
+                    .field("never")
+                    .at(a.id.span()),
+                );
+            }
+            let mut steps = Vec::new();
+            for st in &a.steps {
+                match names.steps.get(st.get_ref()) {
+                    Some(&t) => {
+                        if let Some(c) = self.condition(&names, &a.when, Some(t), id, "when") {
+                            assert_conds.push((ai, t, c));
+                        }
+                        steps.push(StepId::from(st.get_ref().as_str()));
+                    }
+                    None => self.push(
+                        Diagnostic::new(
+                            ErrorKind::UnknownStep,
+                            format!(
+                                "`{}` is not a step of the ladder{}",
+                                st.get_ref(),
+                                names.did_you_mean(
+                                    ErrorKind::UnknownStep,
+                                    &format!("`{}`", st.get_ref())
+                                )
+                            ),
+                        )
+                        .rule(id)
+                        .field("steps")
+                        .at(st.span()),
+                    ),
+                }
+            }
+            assertions.push(Assertion {
+                id: id.to_owned(),
+                steps,
+                condition: a.when.get_ref().clone(),
+                never: a.never.clone(),
+                text: a.text.clone(),
+            });
+        }
         let Some(ladder) = ladder else {
             return Err(self.diags);
         };
@@ -1465,7 +1568,15 @@ impl<'t> Compiler<'t> {
                     .collect()
             })
             .collect();
+        let assert_raw: Vec<(u16, u16, NodeId)> = assert_conds
+            .iter()
+            .map(|(a, t, c)| (*a, *t, b.cond(c)))
+            .collect();
         let (circuit, remap) = b.finish();
+        let assert_nodes: Vec<(u16, u16, NodeId)> = assert_raw
+            .into_iter()
+            .map(|(a, t, n)| (a, t, remap.node(n)))
+            .collect();
         let plans: Vec<StepPlan> = plan_rules
             .into_iter()
             .map(|list| {
@@ -1515,6 +1626,7 @@ impl<'t> Compiler<'t> {
                 .collect(),
             applicability,
             rules,
+            assertions,
             compiled: Compiled {
                 fact_ix: names.facts,
                 med_names: {
@@ -1533,6 +1645,7 @@ impl<'t> Compiler<'t> {
                 absent_end,
                 absent_when: absent_nodes,
                 applicability: app_node,
+                assert_nodes,
                 plans,
             },
             warnings: OnceLock::new(),
