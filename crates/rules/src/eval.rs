@@ -784,11 +784,19 @@ impl Evaluation {
     /// ```
     pub fn violations<'a>(&'a self, rs: &'a RuleSet) -> Vec<Violation<'a>> {
         let mut out = Vec::new();
+        if rs.compiled.assert_nodes.is_empty() {
+            return out;
+        }
+        // The assertions' own circuit, over the profile this evaluation kept.
+        let mut values = Vec::new();
+        rs.compiled
+            .assert_circuit
+            .run_all(&self.prepared, &mut values);
         for &(a, t, node) in &rs.compiled.assert_nodes {
             let (Some(assertion), Some(step), Some(&value)) = (
                 rs.assertions.get(usize::from(a)),
                 self.steps.get(usize::from(t)),
-                self.nodes.get(node as usize),
+                values.get(node as usize),
             ) else {
                 continue;
             };

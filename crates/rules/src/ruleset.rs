@@ -283,8 +283,10 @@ pub(crate) struct Compiled {
     /// Per fact, the node of its `absent-unknown-when` condition.
     pub absent_when: Vec<Option<NodeId>>,
     pub applicability: NodeId,
-    /// Per declared assertion and step: `(assertion, step, node of its condition)`.
+    /// Per declared assertion and step: `(assertion, step, node of its condition)` in
+    /// `assert_circuit`, which only checking assertions runs.
     pub assert_nodes: Vec<(u16, u16, NodeId)>,
+    pub assert_circuit: Circuit,
     /// Per step (ladder order), its rules laid out for evaluation.
     pub plans: Vec<StepPlan>,
 }
@@ -1568,14 +1570,38 @@ impl<'t> Compiler<'t> {
                     .collect()
             })
             .collect();
+        let (circuit, remap) = b.finish();
+        // Declared assertions get a circuit of their own, run only when asked (verify), so
+        // that they cost evaluation nothing.
+        let mut ab = Builder::new(Graph {
+            derived: &derived_conds,
+            exclusions: step_rules
+                .iter()
+                .map(|list| {
+                    list.iter()
+                        .filter(|(r, _)| {
+                            rules
+                                .get(usize::from(*r))
+                                .is_some_and(|x: &Rule| x.effect == Effect::Exclude)
+                        })
+                        .map(|(_, c)| c)
+                        .collect()
+                })
+                .collect(),
+            edges: &graph.edges,
+            incoming: &graph.incoming,
+            within_tier: &graph.within_tier,
+            adjunct_hosts: &graph.adjunct_hosts,
+            tiers: &graph.tiers,
+        });
         let assert_raw: Vec<(u16, u16, NodeId)> = assert_conds
             .iter()
-            .map(|(a, t, c)| (*a, *t, b.cond(c)))
+            .map(|(a, t, c)| (*a, *t, ab.cond(c)))
             .collect();
-        let (circuit, remap) = b.finish();
+        let (assert_circuit, aremap) = ab.finish();
         let assert_nodes: Vec<(u16, u16, NodeId)> = assert_raw
             .into_iter()
-            .map(|(a, t, n)| (a, t, remap.node(n)))
+            .map(|(a, t, n)| (a, t, aremap.node(n)))
             .collect();
         let plans: Vec<StepPlan> = plan_rules
             .into_iter()
@@ -1646,6 +1672,7 @@ impl<'t> Compiler<'t> {
                 absent_when: absent_nodes,
                 applicability: app_node,
                 assert_nodes,
+                assert_circuit,
                 plans,
             },
             warnings: OnceLock::new(),
