@@ -1522,28 +1522,32 @@ impl<'t> Compiler<'t> {
         }
         // One circuit for every condition: absent policies first (prepare reads only them),
         // then applicability, then the rules. Equal sub-conditions become one node.
-        let exclusions: Vec<Vec<&Cond>> = step_rules
-            .iter()
-            .map(|list| {
-                list.iter()
-                    .filter(|(r, _)| {
-                        rules
-                            .get(usize::from(*r))
-                            .is_some_and(|x: &Rule| x.effect == Effect::Exclude)
-                    })
-                    .map(|(_, c)| c)
-                    .collect()
-            })
-            .collect();
-        let mut b = Builder::new(Graph {
+        // Per step, the conditions of its exclusions (what `excluded(x)` and availability read).
+        let exclusions = || -> Vec<Vec<&Cond>> {
+            step_rules
+                .iter()
+                .map(|list| {
+                    list.iter()
+                        .filter(|(r, _)| {
+                            rules
+                                .get(usize::from(*r))
+                                .is_some_and(|x: &Rule| x.effect == Effect::Exclude)
+                        })
+                        .map(|(_, c)| c)
+                        .collect()
+                })
+                .collect()
+        };
+        let view = || Graph {
             derived: &derived_conds,
-            exclusions,
+            exclusions: exclusions(),
             edges: &graph.edges,
             incoming: &graph.incoming,
             within_tier: &graph.within_tier,
             adjunct_hosts: &graph.adjunct_hosts,
             tiers: &graph.tiers,
-        });
+        };
+        let mut b = Builder::new(view());
         let absent_nodes: Vec<Option<NodeId>> = absent_when
             .iter()
             .map(|c| c.as_ref().map(|c| b.cond(c)))
@@ -1573,27 +1577,7 @@ impl<'t> Compiler<'t> {
         let (circuit, remap) = b.finish();
         // Declared assertions get a circuit of their own, run only when asked (verify), so
         // that they cost evaluation nothing.
-        let mut ab = Builder::new(Graph {
-            derived: &derived_conds,
-            exclusions: step_rules
-                .iter()
-                .map(|list| {
-                    list.iter()
-                        .filter(|(r, _)| {
-                            rules
-                                .get(usize::from(*r))
-                                .is_some_and(|x: &Rule| x.effect == Effect::Exclude)
-                        })
-                        .map(|(_, c)| c)
-                        .collect()
-                })
-                .collect(),
-            edges: &graph.edges,
-            incoming: &graph.incoming,
-            within_tier: &graph.within_tier,
-            adjunct_hosts: &graph.adjunct_hosts,
-            tiers: &graph.tiers,
-        });
+        let mut ab = Builder::new(view());
         let assert_raw: Vec<(u16, u16, NodeId)> = assert_conds
             .iter()
             .map(|(a, t, c)| (*a, *t, ab.cond(c)))
