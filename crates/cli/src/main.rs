@@ -6,6 +6,7 @@
 mod batch;
 mod check;
 mod common;
+mod diff;
 mod evaluate;
 mod serve;
 mod test;
@@ -235,6 +236,23 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// What a rule-set change does: rules added, removed or changed, then the patients of a
+    /// population whose statuses change, grouped by step and transition.
+    Diff {
+        /// The rule set before (TOML).
+        old: PathBuf,
+        /// The rule set after (TOML).
+        new: PathBuf,
+        /// Profiles as NDJSON (one per line); default: generated patients.
+        #[arg(long, value_name = "FILE")]
+        population: Option<PathBuf>,
+        /// How many patients to generate when no population is given.
+        #[arg(long, default_value_t = 2000)]
+        patients: usize,
+        /// Random seed for the generated population.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Run the CDS Hooks 2.0 service an EHR calls (patient-view, order-select, order-sign).
     Serve {
         /// Port to listen on (on the configured address; default 8080).
@@ -346,6 +364,13 @@ fn run(cli: Cli) -> Result<(), Fail> {
             patients,
             seed,
         } => verify::run(&ruleset, valuesets.as_deref(), patients, seed),
+        Command::Diff {
+            old,
+            new,
+            population,
+            patients,
+            seed,
+        } => diff::run(&old, &new, population.as_deref(), patients, seed),
         Command::Serve {
             port,
             config,

@@ -813,3 +813,35 @@ fn test_and_verify_work_on_a_second_rule_set_written_only_through_the_format() {
     assert!(stdout(&o).contains("FAIL declined-or-not-tolerated-is-never-offered"));
     assert!(stdout(&o).contains("counterexample (profile):"));
 }
+
+#[test]
+fn diff_lists_changed_rules_and_the_patients_whose_statuses_move() {
+    let shipped = fixture("rulesets/ms-spasticity.toml");
+    let text = std::fs::read_to_string(&shipped).unwrap();
+    let weakened = text.replacen(
+        "id = \"R20.tizanidine.cyp1a2-inhibitor\"\nsteps = [\"tizanidine\"]\neffect = \"exclude\"",
+        "id = \"R20.tizanidine.cyp1a2-inhibitor\"\nsteps = [\"tizanidine\"]\neffect = \"caution\"",
+        1,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let new = dir.path().join("new.toml");
+    std::fs::write(&new, weakened).unwrap();
+    let o = pathway(&[
+        "diff",
+        &shipped,
+        new.to_str().unwrap(),
+        "--patients",
+        "1500",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("~ changed R20.tizanidine.cyp1a2-inhibitor:"),
+        "{out}"
+    );
+    assert!(out.contains("tizanidine excluded -> caution:"), "{out}");
+    assert!(out.contains("R20.tizanidine.cyp1a2-inhibitor"), "{out}");
+    // The same rule set: nothing changes.
+    let o = pathway(&["diff", &shipped, &shipped, "--patients", "200"]);
+    assert!(stdout(&o).contains("(none)") && stdout(&o).contains("patients: 0 of 200"));
+}
