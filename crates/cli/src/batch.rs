@@ -1,20 +1,15 @@
 //! `pathway batch`: evaluate a population on every core, streaming, in input order.
 //!
 //! One thread reads records in chunks, N workers read FHIR and evaluate a chunk at a time, the
-//! main thread writes results in input order. Chunks keep the cost of handing work between
-//! threads small next to the work; at most `WINDOW_PER_JOB` chunks per worker are in flight,
-//! so memory stays flat however large the input.
+//! main thread writes results in input order (the machinery is `stream`'s, shared with
+//! `diff`), so memory stays flat however large the input.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pathway_core::Status;
 use pathway_fhir::{BulkExport, ReadOptions, Reader, Reading};
 use pathway_rules::RuleSet;
@@ -22,11 +17,7 @@ use serde::Serialize;
 
 use crate::Content;
 use crate::common::{self, Fail};
-
-/// Records per chunk.
-const CHUNK: usize = 64;
-/// Chunks in flight at most (read but not yet written), per worker.
-const WINDOW_PER_JOB: u64 = 4;
+use crate::stream::{self, Input, Item, Job};
 
 pub struct Options {
     pub input: String,
@@ -45,29 +36,10 @@ pub struct Options {
     pub max_failed_share: f64,
 }
 
-/// One record to evaluate.
-enum Item {
-    /// A line of NDJSON (a Bundle): its bytes in the chunk's buffer.
-    Line(Range<usize>),
-    /// A patient already read from a Bulk Data export.
-    Read(Box<Reading>),
-    /// A record that could not be read.
-    Failed(String),
-}
-
-/// A chunk of records, in input order; lines are stored in one buffer.
-#[derive(Default)]
-struct Job {
-    seq: u64,
-    buf: Vec<u8>,
-    items: Vec<(Option<usize>, Item)>,
-}
-
 /// A chunk evaluated: the output lines in one buffer, and for each record either its line's
 /// range in that buffer or why it could not be evaluated; statuses of the records evaluated,
 /// one per step each, in order.
 struct Done<'a> {
-    seq: u64,
     out: Vec<u8>,
     results: Vec<Result<Range<usize>, String>>,
     statuses: Vec<Status>,
@@ -128,22 +100,8 @@ struct Worker<'a> {
 }
 
 impl<'a> Worker<'a> {
-    /// Evaluates chunks until there are no more or the results are no longer wanted.
-    fn run(mut self, jobs: &Mutex<Receiver<Job>>, tx: &SyncSender<Done<'a>>) {
-        loop {
-            let job = match jobs.lock() {
-                Ok(rx) => rx.recv(),
-                Err(_) => return,
-            };
-            let Ok(job) = job else { return };
-            if tx.send(self.chunk(job)).is_err() {
-                return;
-            }
-        }
-    }
-
     /// Evaluates a chunk.
-    fn chunk(&mut self, job: Job) -> Done<'a> {
+    fn chunk(&mut self, job: Job<Reading>) -> Done<'a> {
         let mut out = Vec::with_capacity(job.items.len() * 2048);
         let mut statuses = Vec::with_capacity(job.items.len() * self.rs.ladder().len());
         let mut stats = Vec::with_capacity(job.items.len());
@@ -153,7 +111,6 @@ impl<'a> Worker<'a> {
             .map(|item| self.record(item, &job.buf, &mut out, &mut statuses, &mut stats))
             .collect();
         Done {
-            seq: job.seq,
             out,
             results,
             statuses,
@@ -165,7 +122,7 @@ impl<'a> Worker<'a> {
     /// `statuses`; `buf` holds the chunk's lines.
     fn record(
         &mut self,
-        (line, item): (Option<usize>, Item),
+        (line, item): (Option<usize>, Item<Reading>),
         buf: &[u8],
         out: &mut Vec<u8>,
         statuses: &mut Vec<Status>,
@@ -269,187 +226,6 @@ impl<'a> Worker<'a> {
     }
 }
 
-/// Fills chunks and sends them, waiting while too many are in flight.
-struct Feeder<'a> {
-    tx: SyncSender<Job>,
-    seq: u64,
-    chunk: Job,
-    /// Chunks in flight at most.
-    window: u64,
-    written: &'a AtomicU64,
-    stop: &'a AtomicBool,
-}
-
-impl Feeder<'_> {
-    /// Adds a record; sends the chunk when it is full. Returns false when told to stop.
-    fn push(&mut self, line: Option<usize>, item: Item) -> bool {
-        self.chunk.items.push((line, item));
-        self.chunk.items.len() < CHUNK || self.flush()
-    }
-
-    /// Sends the chunk (if it holds anything). Returns false when told to stop.
-    fn flush(&mut self) -> bool {
-        if self.chunk.items.is_empty() {
-            return true;
-        }
-        while self
-            .seq
-            .saturating_sub(self.written.load(Ordering::Acquire))
-            >= self.window
-        {
-            if self.stop.load(Ordering::Acquire) {
-                return false;
-            }
-            std::thread::yield_now();
-        }
-        let mut job = std::mem::take(&mut self.chunk);
-        job.seq = self.seq;
-        self.seq += 1;
-        !self.stop.load(Ordering::Acquire) && self.tx.send(job).is_ok()
-    }
-}
-
-fn feed_lines(
-    mut input: impl BufRead,
-    feeder: &mut Feeder<'_>,
-    read: &AtomicU64,
-    source: &str,
-    max: usize,
-) {
-    let mut n = 0usize;
-    loop {
-        // Each line is read straight into its chunk's buffer, up to `max` bytes.
-        let start = feeder.chunk.buf.len();
-        match read_line_bounded(&mut input, &mut feeder.chunk.buf, max) {
-            Ok(Line::End) => break,
-            Ok(Line::TooLong(k)) => {
-                n += 1;
-                read.fetch_add(k as u64, Ordering::Relaxed);
-                feeder.chunk.buf.truncate(start);
-                let item = Item::Failed(format!(
-                    "{source}:{n}: the record is longer than {max} bytes (--max-record-bytes); skipped"
-                ));
-                if !feeder.push(Some(n), item) {
-                    return;
-                }
-            }
-            Ok(Line::Read(k)) => {
-                n += 1;
-                read.fetch_add(k as u64, Ordering::Relaxed);
-                let end = feeder.chunk.buf.len();
-                let blank = feeder
-                    .chunk
-                    .buf
-                    .get(start..)
-                    .is_none_or(|l| l.iter().all(u8::is_ascii_whitespace));
-                if blank {
-                    feeder.chunk.buf.truncate(start);
-                    continue;
-                }
-                if !feeder.push(Some(n), Item::Line(start..end)) {
-                    return;
-                }
-            }
-            Err(e) => {
-                feeder.push(None, Item::Failed(format!("{source}: {e}")));
-                break;
-            }
-        }
-    }
-    feeder.flush();
-}
-
-/// What reading one line gave.
-#[derive(Debug, PartialEq, Eq)]
-enum Line {
-    /// The end of the input.
-    End,
-    /// A line of this many bytes, appended to the buffer.
-    Read(usize),
-    /// A line of this many bytes, longer than allowed: passed over, not kept.
-    TooLong(usize),
-}
-
-/// Reads one line into `buf`, keeping at most `max` bytes of it: a longer line is read to its
-/// end and dropped, so memory never holds more than `max` of it.
-fn read_line_bounded(
-    input: &mut impl BufRead,
-    buf: &mut Vec<u8>,
-    max: usize,
-) -> std::io::Result<Line> {
-    let start = buf.len();
-    let mut total = 0usize;
-    let mut too_long = false;
-    loop {
-        let available = match input.fill_buf() {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if available.is_empty() {
-            break;
-        }
-        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
-            Some(i) => (available.get(..=i).unwrap_or(available), true),
-            None => (available, false),
-        };
-        let len = chunk.len();
-        total += len;
-        if !too_long {
-            if total > max {
-                too_long = true;
-                buf.truncate(start);
-            } else {
-                buf.extend_from_slice(chunk);
-            }
-        }
-        input.consume(len);
-        if done {
-            break;
-        }
-    }
-    Ok(match (total, too_long) {
-        (0, _) => Line::End,
-        (k, true) => Line::TooLong(k),
-        (k, false) => Line::Read(k),
-    })
-}
-
-fn feed_bulk(bulk: BulkExport<'_>, feeder: &mut Feeder<'_>) {
-    for r in bulk {
-        let item = match r {
-            Ok(reading) => Item::Read(Box::new(reading)),
-            Err(e) => Item::Failed(e.to_string()),
-        };
-        if !feeder.push(None, item) {
-            return;
-        }
-    }
-    feeder.flush();
-}
-
-fn progress(total: Option<u64>) -> ProgressBar {
-    let target = ProgressDrawTarget::stderr_with_hz(10);
-    match total {
-        Some(len) => {
-            let bar = ProgressBar::with_draw_target(Some(len), target);
-            if let Ok(style) = ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}",
-            ) {
-                bar.set_style(style);
-            }
-            bar
-        }
-        None => {
-            let bar = ProgressBar::with_draw_target(None, target);
-            if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}") {
-                bar.set_style(style);
-            }
-            bar
-        }
-    }
-}
-
 pub fn run(o: &Options) -> Result<(), Fail> {
     let rs = common::ruleset(&o.content)?;
     let vs = common::valuesets(&o.content, &rs)?;
@@ -460,37 +236,21 @@ pub fn run(o: &Options) -> Result<(), Fail> {
     } else {
         ReadOptions::lenient(date)
     };
-    let jobs = o
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .max(1);
-    let input_path = Path::new(&o.input);
-    let is_dir = input_path.is_dir();
-    let source = if o.input == "-" {
-        "standard input".to_owned()
-    } else {
-        o.input.clone()
-    };
+    let jobs = stream::jobs(o.jobs);
     // Open everything before starting, so that a bad path is one clear error.
-    let bulk = if is_dir {
-        let b = BulkExport::open_in(&reader, input_path, opts, 64 << 20, o.tmpdir.as_deref())
-            .map_err(|e| Fail::input(e.to_string()))?;
-        for w in b.skipped() {
-            eprintln!("pathway: skipped {w}");
+    let (input, source) = Input::open(&o.input)?;
+    let bulk = match &input {
+        Input::Folder(dir) => {
+            let b = BulkExport::open_in(&reader, dir, opts, 64 << 20, o.tmpdir.as_deref())
+                .map_err(|e| Fail::input(e.to_string()))?;
+            for w in b.skipped() {
+                eprintln!("pathway: skipped {w}");
+            }
+            Some(b)
         }
-        Some(b)
-    } else {
-        None
+        _ => None,
     };
-    let file = if !is_dir && o.input != "-" {
-        Some(File::open(input_path).map_err(|e| Fail::input(format!("{}: {e}", o.input)))?)
-    } else {
-        None
-    };
-    let total = file
-        .as_ref()
-        .and_then(|f| f.metadata().ok())
-        .map(|m| m.len());
+    let total = input.size();
     // `-` is standard output; the summary then goes to standard error.
     let to_stdout = o.out.as_os_str() == "-";
     let sink: Box<dyn Write> = if to_stdout {
@@ -502,14 +262,6 @@ pub fn run(o: &Options) -> Result<(), Fail> {
     };
     let mut out = BufWriter::with_capacity(1 << 20, sink);
 
-    let (job_tx, job_rx) = sync_channel::<Job>(jobs * 2);
-    let job_rx = Mutex::new(job_rx);
-    let (done_tx, done_rx) = sync_channel::<Done>(jobs * 2);
-    let written = AtomicU64::new(0);
-    let stop = AtomicBool::new(false);
-    let bytes_read = Arc::new(AtomicU64::new(0));
-    let bar = progress(total);
-
     let mut patients = 0u64;
     let mut errors = 0u64;
     let mut counts = vec![[0u64; 5]; rs.ladder().len()];
@@ -520,113 +272,72 @@ pub fn run(o: &Options) -> Result<(), Fail> {
     let mut missing_counts: BTreeMap<(&str, bool), u64> = BTreeMap::new();
     let mut failure: Option<Fail> = None;
 
-    std::thread::scope(|scope| {
-        let feeder_bytes = Arc::clone(&bytes_read);
-        let (written_ref, stop_ref, source_ref) = (&written, &stop, source.as_str());
-        let max_record = o.max_record_bytes;
-        scope.spawn(move || {
-            let mut feeder = Feeder {
-                tx: job_tx,
-                seq: 0,
-                chunk: Job::default(),
-                window: WINDOW_PER_JOB * jobs as u64,
-                written: written_ref,
-                stop: stop_ref,
-            };
-            match (bulk, file) {
-                (Some(b), _) => feed_bulk(b, &mut feeder),
-                (None, Some(f)) => feed_lines(
-                    BufReader::with_capacity(1 << 20, f),
-                    &mut feeder,
-                    &feeder_bytes,
-                    source_ref,
-                    max_record,
-                ),
-                (None, None) => feed_lines(
-                    std::io::stdin().lock(),
-                    &mut feeder,
-                    &feeder_bytes,
-                    source_ref,
-                    max_record,
-                ),
-            }
-        });
-        for _ in 0..jobs {
-            let tx = done_tx.clone();
-            let worker = Worker {
+    let source_ref = source.as_str();
+    let max_record = o.max_record_bytes;
+    let feed = move |feeder: &mut stream::Feeder<'_, Reading>| match bulk {
+        Some(b) => stream::feed_records(b.map(|r| r.map_err(|e| e.to_string())), feeder),
+        None => input.feed_lines(feeder, source_ref, max_record),
+    };
+    let workers = (0..jobs)
+        .map(|_| {
+            let mut worker = Worker {
                 rs: &rs,
                 reader: &reader,
                 opts: &opts,
-                source: source.as_str(),
+                source: source_ref,
                 detail: o.detail,
                 prepared: Default::default(),
                 eval: Default::default(),
             };
-            let rx = &job_rx;
-            scope.spawn(move || worker.run(rx, &tx));
-        }
-        drop(done_tx);
-        let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
-        let mut next = 0u64;
-        let steps = rs.ladder().len();
-        for done in done_rx.iter() {
-            pending.insert(done.seq, done);
-            while let Some(d) = pending.remove(&next) {
-                next += 1;
-                written.store(next, Ordering::Release);
-                let mut statuses = d.statuses.chunks(steps.max(1));
-                let mut stats = d.stats.into_iter();
-                for result in d.results {
-                    if failure.is_some() {
-                        break;
+            move |job| worker.chunk(job)
+        })
+        .collect();
+    let steps = rs.ladder().len();
+    stream::run(feed, workers, total, |d: Done<'_>, bar| {
+        let mut statuses = d.statuses.chunks(steps.max(1));
+        let mut stats = d.stats.into_iter();
+        for result in d.results {
+            if failure.is_some() {
+                break;
+            }
+            match result {
+                Ok(range) => {
+                    let line = d.out.get(range).unwrap_or_default();
+                    if let Err(e) = out.write_all(line) {
+                        failure = Some(Fail::input(format!("{}: {e}", o.out.display())));
+                        continue;
                     }
-                    match result {
-                        Ok(range) => {
-                            let line = d.out.get(range).unwrap_or_default();
-                            if let Err(e) = out.write_all(line) {
-                                failure = Some(Fail::input(format!("{}: {e}", o.out.display())));
-                                stop.store(true, Ordering::Release);
-                                continue;
-                            }
-                            patients += 1;
-                            if let Some(st) = stats.next() {
-                                not_applicable += u64::from(!st.applicable);
-                                with_missing += u64::from(!st.missing.is_empty());
-                                with_unrecognized += u64::from(st.unrecognized > 0);
-                                unrecognized += st.unrecognized as u64;
-                                for m in st.missing {
-                                    *missing_counts.entry(m).or_default() += 1;
-                                }
-                            }
-                            for (c, s) in counts.iter_mut().zip(statuses.next().unwrap_or_default())
-                            {
-                                let k = Status::ALL.iter().position(|x| x == s).unwrap_or(0);
-                                if let Some(slot) = c.get_mut(k) {
-                                    *slot += 1;
-                                }
-                            }
+                    patients += 1;
+                    if let Some(st) = stats.next() {
+                        not_applicable += u64::from(!st.applicable);
+                        with_missing += u64::from(!st.missing.is_empty());
+                        with_unrecognized += u64::from(st.unrecognized > 0);
+                        unrecognized += st.unrecognized as u64;
+                        for m in st.missing {
+                            *missing_counts.entry(m).or_default() += 1;
                         }
-                        Err(message) => {
-                            errors += 1;
-                            bar.suspend(|| eprintln!("pathway: {message}"));
-                            if o.fail_fast {
-                                failure = Some(Fail::input(format!(
-                                    "stopped at the first bad record (--fail-fast): {message}"
-                                )));
-                                stop.store(true, Ordering::Release);
-                            }
+                    }
+                    for (c, s) in counts.iter_mut().zip(statuses.next().unwrap_or_default()) {
+                        let k = Status::ALL.iter().position(|x| x == s).unwrap_or(0);
+                        if let Some(slot) = c.get_mut(k) {
+                            *slot += 1;
                         }
                     }
                 }
-                if total.is_some() {
-                    bar.set_position(bytes_read.load(Ordering::Relaxed));
+                Err(message) => {
+                    errors += 1;
+                    bar.suspend(|| eprintln!("pathway: {message}"));
+                    if o.fail_fast {
+                        failure = Some(Fail::input(format!(
+                            "stopped at the first bad record (--fail-fast): {message}"
+                        )));
+                    }
                 }
-                bar.set_message(format!("{patients} patients, {errors} errors"));
-                bar.tick();
             }
         }
+        bar.set_message(format!("{patients} patients, {errors} errors"));
+        failure.is_none()
     });
-    bar.finish_and_clear();
     out.flush()
         .map_err(|e| Fail::input(format!("{}: {e}", o.out.display())))?;
     if let Some(f) = failure {
@@ -733,33 +444,4 @@ pub fn generate(
         "wrote {count} synthetic patients to {}",
         out.display()
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lines_longer_than_the_limit_are_passed_over_without_being_kept() {
-        let mut input = std::io::BufReader::with_capacity(4, &b"abc\nabcdefghij\nxy"[..]);
-        let mut buf = Vec::new();
-        assert_eq!(
-            read_line_bounded(&mut input, &mut buf, 5).unwrap(),
-            Line::Read(4)
-        );
-        assert_eq!(buf, b"abc\n");
-        assert_eq!(
-            read_line_bounded(&mut input, &mut buf, 5).unwrap(),
-            Line::TooLong(11)
-        );
-        assert_eq!(buf, b"abc\n", "the long line is not kept");
-        assert_eq!(
-            read_line_bounded(&mut input, &mut buf, 5).unwrap(),
-            Line::Read(2)
-        );
-        assert_eq!(
-            read_line_bounded(&mut input, &mut buf, 5).unwrap(),
-            Line::End
-        );
-    }
 }

@@ -9,6 +9,7 @@ mod common;
 mod diff;
 mod evaluate;
 mod serve;
+mod stream;
 mod test;
 mod verify;
 
