@@ -418,22 +418,26 @@ pub fn generate(
     format: crate::GenerateFormat,
     seed: u64,
     date: Option<&str>,
+    content: &Content,
 ) -> Result<(), Fail> {
-    let rs = RuleSet::ms_spasticity().map_err(|e| Fail::input(e.to_string()))?;
-    let vs = pathway_fhir::ValueSets::ms_spasticity(&rs).map_err(|e| Fail::input(e.to_string()))?;
-    let reader = Reader::new(&rs, vs);
+    let rs = common::ruleset(content)?;
+    // Value sets are needed only to write Bundles.
+    let reader = match format {
+        crate::GenerateFormat::Bundles => Some(Reader::new(&rs, common::valuesets(content, &rs)?)),
+        crate::GenerateFormat::Profiles => None,
+    };
     let date = common::date(date)?;
     let file = File::create(out).map_err(|e| Fail::input(format!("{}: {e}", out.display())))?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
     let bad = |e: std::io::Error| Fail::input(format!("{}: {e}", out.display()));
     let generator = pathway_rules::PatientGenerator::new(&rs, seed).date(date);
     for (i, p) in generator.take(count).enumerate() {
-        match format {
-            crate::GenerateFormat::Bundles => {
-                let b = pathway_fhir::to_bundle(&reader, &p, &format!("p{i}"));
+        match &reader {
+            Some(reader) => {
+                let b = pathway_fhir::to_bundle(reader, &p, &format!("p{i}"));
                 serde_json::to_writer(&mut w, &b).map_err(|e| Fail::input(e.to_string()))?;
             }
-            crate::GenerateFormat::Profiles => {
+            None => {
                 serde_json::to_writer(&mut w, &p).map_err(|e| Fail::input(e.to_string()))?;
             }
         }

@@ -191,10 +191,14 @@ enum Command {
         #[arg(long, value_name = "SHARE", default_value_t = 0.05)]
         max_failed_share: f64,
     },
-    /// Write synthetic patients (reproducible from a seed), for trying `batch` and load tests.
+    /// Write synthetic patients (reproducible from a seed), for trying `batch` and `diff` and
+    /// for load tests: patients of the shipped rule set, or of `--ruleset` (Bundles then need
+    /// value sets that fit it, `--valuesets`).
     Generate {
         /// How many patients.
         count: usize,
+        #[command(flatten)]
+        content: Content,
         /// Where to write them (NDJSON).
         #[arg(long, short, value_name = "FILE")]
         out: PathBuf,
@@ -348,11 +352,12 @@ fn run(cli: Cli) -> Result<(), Fail> {
         }),
         Command::Generate {
             count,
+            content,
             out,
             format,
             seed,
             date,
-        } => batch::generate(count, &out, format, seed, date.as_deref()),
+        } => batch::generate(count, &out, format, seed, date.as_deref(), &content),
         Command::Test {
             ruleset,
             cases,
