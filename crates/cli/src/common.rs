@@ -118,6 +118,22 @@ pub struct Patient {
     pub name: Option<String>,
 }
 
+/// What a JSON record is: a FHIR resource of this `resourceType`, or (`None`) a Pathway
+/// profile.
+pub fn record_kind(bytes: &[u8]) -> Result<Option<String>, serde_json::Error> {
+    serde_json::from_slice::<Kind>(bytes).map(|k| k.resource_type)
+}
+
+/// Why a text is not valid JSON, in a few words (without the position).
+pub fn json_problem(e: &serde_json::Error) -> String {
+    if e.is_eof() {
+        "the file ends before the JSON does (truncated?)".to_owned()
+    } else {
+        let m = e.to_string();
+        m.split(" at line ").next().unwrap_or(&m).to_owned()
+    }
+}
+
 /// Reads one patient from `bytes` (named `name` in errors).
 pub fn patient(
     name: &str,
@@ -127,20 +143,15 @@ pub fn patient(
     date: Option<&str>,
     strict: bool,
 ) -> Result<Patient, Fail> {
-    let kind: Kind = serde_json::from_slice(bytes).map_err(|e| {
-        let what = if e.is_eof() {
-            "the file ends before the JSON does (truncated?)".to_owned()
-        } else {
-            let m = e.to_string();
-            m.split(" at line ").next().unwrap_or(&m).to_owned()
-        };
+    let kind = record_kind(bytes).map_err(|e| {
         Fail::input(format!(
-            "{name}:{}:{}: not valid JSON: {what}",
+            "{name}:{}:{}: not valid JSON: {}",
             e.line(),
-            e.column()
+            e.column(),
+            json_problem(&e)
         ))
     })?;
-    match kind.resource_type.as_deref() {
+    match kind.as_deref() {
         Some("Bundle") => {
             let d = self::date(date)?;
             let reader = Reader::new(rs, valuesets(content, rs)?);

@@ -243,20 +243,62 @@ enum Command {
     },
     /// What a rule-set change does: rules added, removed or changed, then the patients of a
     /// population whose statuses change, grouped by step and transition.
+    ///
+    /// The population is NDJSON whose lines are FHIR Bundles (read as `batch` reads them) or
+    /// Pathway profiles, a Bulk Data export folder, `-` for standard input, or (by default)
+    /// patients generated from the old rule set. It is streamed on every core; only the
+    /// groups are kept (with their first example patients in input order), so memory does not
+    /// grow with the population and the report is the same whatever `--jobs`.
+    #[command(after_long_help = diff::JSON_HELP)]
     Diff {
         /// The rule set before (TOML).
         old: PathBuf,
         /// The rule set after (TOML).
         new: PathBuf,
-        /// Profiles as NDJSON (one per line); default: generated patients.
+        /// NDJSON of FHIR Bundles or Pathway profiles (one per line, detected per line), `-`
+        /// for standard input, or a Bulk Data export folder; default: generated patients.
         #[arg(long, value_name = "FILE")]
-        population: Option<PathBuf>,
+        population: Option<String>,
         /// How many patients to generate when no population is given.
-        #[arg(long, default_value_t = 2000)]
+        #[arg(long, default_value_t = 2000, conflicts_with = "population")]
         patients: usize,
         /// Random seed for the generated population.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, conflicts_with = "population")]
         seed: u64,
+        /// Value sets for FHIR input, used with both rule sets; default: the shipped ones.
+        #[arg(long, value_name = "PATH")]
+        valuesets: Option<PathBuf>,
+        /// Evaluation date (YYYY-MM-DD) for Bundles (default: today, UTC), profiles (default:
+        /// their own date) and generated patients (default: 2026-11-22).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+        #[command(flatten)]
+        strictness: Strictness,
+        /// Stop at the first bad record (otherwise it is reported and skipped).
+        #[arg(long)]
+        fail_fast: bool,
+        /// Exit 1 when some patient's status changes (for CI of rule sets).
+        #[arg(long)]
+        fail_on_change: bool,
+        /// Worker threads; default: every core. The report does not depend on it.
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
+        /// Report format: text for people, or JSON (its shape is under --help).
+        #[arg(long, value_enum, default_value_t = diff::Format::Text)]
+        format: diff::Format,
+        /// Write the report here instead of standard output (`-`: standard output).
+        #[arg(long, short, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Example patients listed per group (the first ones in input order).
+        #[arg(long, value_name = "N", default_value_t = 5)]
+        examples: usize,
+        /// The longest record (line) read, in bytes; a longer one is reported as a bad record.
+        #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+        max_record_bytes: usize,
+        /// Where a Bulk Data export is sorted (patient data: choose a protected place); default
+        /// TMPDIR, else the system's temporary folder. Removed when done.
+        #[arg(long, value_name = "DIR")]
+        tmpdir: Option<PathBuf>,
     },
     /// Run the CDS Hooks 2.0 service an EHR calls (patient-view, order-select, order-sign).
     Serve {
@@ -376,7 +418,35 @@ fn run(cli: Cli) -> Result<(), Fail> {
             population,
             patients,
             seed,
-        } => diff::run(&old, &new, population.as_deref(), patients, seed),
+            valuesets,
+            date,
+            strictness,
+            fail_fast,
+            fail_on_change,
+            jobs,
+            format,
+            out,
+            examples,
+            max_record_bytes,
+            tmpdir,
+        } => diff::run(&diff::Options {
+            old,
+            new,
+            population,
+            patients,
+            seed,
+            valuesets,
+            date,
+            strict: strictness.strict,
+            fail_fast,
+            fail_on_change,
+            jobs,
+            format,
+            out,
+            examples,
+            max_record_bytes,
+            tmpdir,
+        }),
         Command::Serve {
             port,
             config,
