@@ -814,34 +814,557 @@ fn test_and_verify_work_on_a_second_rule_set_written_only_through_the_format() {
     assert!(stdout(&o).contains("counterexample (profile):"));
 }
 
-#[test]
-fn diff_lists_changed_rules_and_the_patients_whose_statuses_move() {
-    let shipped = fixture("rulesets/ms-spasticity.toml");
-    let text = std::fs::read_to_string(&shipped).unwrap();
-    let weakened = text.replacen(
-        "id = \"R20.tizanidine.cyp1a2-inhibitor\"\nsteps = [\"tizanidine\"]\neffect = \"exclude\"",
-        "id = \"R20.tizanidine.cyp1a2-inhibitor\"\nsteps = [\"tizanidine\"]\neffect = \"caution\"",
+// ---- pathway diff -------------------------------------------------------------------------
+
+const MS: &str = "rulesets/ms-spasticity.toml";
+const KNEE: &str = "rulesets/illustration-knee-pain.toml";
+const KNEE_VALUESETS: &str = "valuesets/illustration-knee-pain.toml";
+
+/// A copy of a shipped rule set with one rule's effect changed, written in `dir`.
+fn edited(dir: &std::path::Path, ruleset: &str, rule: &str, from: &str, to: &str) -> String {
+    let text = std::fs::read_to_string(fixture(ruleset)).unwrap();
+    let i = text.find(&format!("id = \"{rule}\"\n")).unwrap();
+    let j = i + text[i..].find("\n\n").unwrap();
+    let block = text[i..j].replacen(
+        &format!("effect = \"{from}\""),
+        &format!("effect = \"{to}\""),
         1,
     );
+    assert_ne!(block, text[i..j], "{rule} has effect {from}");
+    let path = dir.join(format!("{rule}.toml"));
+    std::fs::write(&path, format!("{}{block}{}", &text[..i], &text[j..])).unwrap();
+    path.display().to_string()
+}
+
+/// `pathway diff ... --format json`, which must succeed.
+fn diff_json(args: &[&str]) -> Value {
+    let mut all = vec!["diff"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--format", "json"]);
+    let o = pathway(&all);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// The group of a step and transition in a JSON report.
+fn group<'a>(report: &'a Value, step: &str, from: &str, to: &str) -> &'a Value {
+    report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["step"] == step && g["from"] == from && g["to"] == to)
+        .unwrap_or_else(|| panic!("no group {step} {from} -> {to} in {report:#}"))
+}
+
+/// Writes `count` generated patients of a rule set as Bundles and as profiles (the same
+/// patients: same seed and date); returns their paths.
+fn population(
+    dir: &std::path::Path,
+    ruleset: &str,
+    valuesets: Option<&str>,
+    count: usize,
+    seed: u64,
+) -> (String, String) {
+    let mut paths = Vec::new();
+    for format in ["bundles", "profiles"] {
+        let path = dir.join(format!("{format}-{seed}.ndjson"));
+        let (n, s, p) = (
+            count.to_string(),
+            seed.to_string(),
+            path.display().to_string(),
+        );
+        let rules = fixture(ruleset);
+        let mut args = vec![
+            "generate",
+            &n,
+            "--seed",
+            &s,
+            "--date",
+            DATE,
+            "--format",
+            format,
+            "--out",
+            &p,
+            "--ruleset",
+            &rules,
+        ];
+        let vs = valuesets.map(fixture);
+        if let Some(vs) = &vs {
+            args.extend_from_slice(&["--valuesets", vs]);
+        }
+        let o = pathway(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        paths.push(p);
+    }
+    (paths[0].clone(), paths[1].clone())
+}
+
+#[test]
+fn diff_shows_an_exclusion_turned_into_a_caution_in_text_and_json_on_both_rule_sets() {
     let dir = tempfile::tempdir().unwrap();
-    let new = dir.path().join("new.toml");
-    std::fs::write(&new, weakened).unwrap();
+    for (ruleset, rule, step, patients) in [
+        (MS, "R20.tizanidine.cyp1a2-inhibitor", "tizanidine", "1500"),
+        (KNEE, "I6.medicine-a.bleed", "medicine-a", "4000"),
+    ] {
+        let old = fixture(ruleset);
+        let new = edited(dir.path(), ruleset, rule, "exclude", "caution");
+        // Seed 4: among 4,000 knee-pain patients, some escalated with a stomach bleed.
+        let o = pathway(&["diff", &old, &new, "--patients", patients, "--seed", "4"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out = stdout(&o);
+        assert!(
+            out.contains(&format!("~ changed {rule}: effect exclude -> caution")),
+            "{out}"
+        );
+        assert!(
+            out.contains("rules: 1 changed, 0 added, 0 removed"),
+            "{out}"
+        );
+        let line = out
+            .lines()
+            .find(|l| {
+                l.trim_start()
+                    .starts_with(&format!("{step} excluded -> caution:"))
+            })
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!(line.contains("[more permissive]"), "{line}");
+        assert!(line.contains(rule), "{line}");
+        assert!(line.contains(&format!("(was rule {rule})")), "{line}");
+
+        let report = diff_json(&[&old, &new, "--patients", patients, "--seed", "4"]);
+        assert_eq!(report["old"]["id"], report["new"]["id"]);
+        assert_ne!(report["old"]["hash"], report["new"]["hash"]);
+        let changed = &report["rules"]["changed"];
+        assert_eq!(changed.as_array().unwrap().len(), 1, "{changed:#}");
+        assert_eq!(changed[0]["id"], rule);
+        assert_eq!(changed[0]["effect"], "caution");
+        assert_eq!(changed[0]["steps"], serde_json::json!([step]));
+        assert_eq!(
+            changed[0]["changes"],
+            serde_json::json!({"effect": {"old": "exclude", "new": "caution"}})
+        );
+        assert_eq!(report["content"], serde_json::json!([]));
+        let p = &report["population"];
+        assert_eq!(p["source"], "generated");
+        assert_eq!(p["read"], patients.parse::<u64>().unwrap());
+        assert_eq!(p["evaluated"], p["read"]);
+        assert_eq!(p["failed"], 0);
+        let g = group(&report, step, "excluded", "caution");
+        assert_eq!(g["direction"], "more-permissive");
+        assert!(
+            g["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["id"] == rule)
+        );
+        assert_eq!(
+            g["before"],
+            serde_json::json!([{"id": rule, "patients": g["count"]}])
+        );
+        let examples = g["examples"].as_array().unwrap();
+        assert!(!examples.is_empty() && examples.len() <= 5);
+        assert!(
+            examples
+                .iter()
+                .all(|e| e.as_str().unwrap().starts_with('p'))
+        );
+        // Every patient counted in a group changed; the groups come in ladder order.
+        let groups = report["groups"].as_array().unwrap();
+        let changed_patients = p["changed"].as_u64().unwrap();
+        assert!(
+            groups
+                .iter()
+                .all(|g| g["count"].as_u64().unwrap() <= changed_patients)
+        );
+        let rs = pathway_rules::RuleSet::load(&old).unwrap();
+        let places: Vec<usize> = groups
+            .iter()
+            .map(|g| rs.ladder().position(g["step"].as_str().unwrap()).unwrap())
+            .collect();
+        assert!(places.windows(2).all(|w| w[0] <= w[1]), "{places:?}");
+        // --out writes the same report.
+        let file = dir.path().join("report.json");
+        let o = pathway(&[
+            "diff",
+            &old,
+            &new,
+            "--patients",
+            patients,
+            "--seed",
+            "4",
+            "--format",
+            "json",
+            "--out",
+            file.to_str().unwrap(),
+        ]);
+        assert!(o.status.success() && o.stdout.is_empty(), "{}", stderr(&o));
+        let written: Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(written, report);
+    }
+}
+
+/// A report's groups with profile examples (`line N`) named as the Bundles name the same
+/// patients (`p{N-1}`).
+fn groups_by_patient(report: &Value) -> Value {
+    let mut groups = report["groups"].clone();
+    for g in groups.as_array_mut().unwrap() {
+        for e in g["examples"].as_array_mut().unwrap() {
+            if let Some(n) = e.as_str().unwrap().strip_prefix("line ") {
+                *e = format!("p{}", n.parse::<u64>().unwrap() - 1).into();
+            }
+        }
+    }
+    groups
+}
+
+#[test]
+fn diff_gives_the_same_groups_for_bundles_profiles_and_generated_patients_on_both_rule_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    for (ruleset, valuesets, rule, count) in [
+        (MS, None, "R20.tizanidine.cyp1a2-inhibitor", 1200),
+        (KNEE, Some(KNEE_VALUESETS), "I6.medicine-a.bleed", 3000),
+    ] {
+        let old = fixture(ruleset);
+        let new = edited(dir.path(), ruleset, rule, "exclude", "caution");
+        let (bundles, profiles) = population(dir.path(), ruleset, valuesets, count, 11);
+        let vs = valuesets.map(fixture);
+        let run = |population: &str| {
+            let mut args = vec![
+                old.as_str(),
+                new.as_str(),
+                "--population",
+                population,
+                "--date",
+                DATE,
+            ];
+            if let Some(vs) = &vs {
+                args.extend_from_slice(&["--valuesets", vs]);
+            }
+            diff_json(&args)
+        };
+        let (from_bundles, from_profiles) = (run(&bundles), run(&profiles));
+        for r in [&from_bundles, &from_profiles] {
+            assert_eq!(r["population"]["read"], count as u64);
+            assert_eq!(r["population"]["failed"], 0, "{:#}", r["failures"]);
+        }
+        assert!(from_bundles["population"]["changed"].as_u64().unwrap() > 0);
+        assert_eq!(
+            from_bundles["population"]["changed"],
+            from_profiles["population"]["changed"]
+        );
+        let groups = groups_by_patient(&from_bundles);
+        assert_eq!(groups, groups_by_patient(&from_profiles), "{ruleset}");
+        let examples = group(
+            &from_bundles,
+            if ruleset == MS {
+                "tizanidine"
+            } else {
+                "medicine-a"
+            },
+            "excluded",
+            "not-yet",
+        )["examples"]
+            .clone();
+        assert!(examples[0].as_str().unwrap().starts_with('p'), "{examples}");
+        // The generated population of the same seed and date: the same patients, same ids.
+        let c = count.to_string();
+        let generated = diff_json(&[&old, &new, "--patients", &c, "--seed", "11", "--date", DATE]);
+        assert_eq!(generated["groups"], from_bundles["groups"], "{ruleset}");
+        // A mixed file (Bundles and profiles, line by line) gives the same groups too.
+        let mixed = dir.path().join("mixed.ndjson");
+        let b = std::fs::read_to_string(&bundles).unwrap();
+        let p = std::fs::read_to_string(&profiles).unwrap();
+        let lines: String = b
+            .lines()
+            .zip(p.lines())
+            .enumerate()
+            .map(|(i, (b, p))| format!("{}\n", if i % 2 == 0 { b } else { p }))
+            .collect();
+        std::fs::write(&mixed, lines).unwrap();
+        let from_mixed = run(mixed.to_str().unwrap());
+        assert_eq!(groups_by_patient(&from_mixed), groups, "{ruleset}");
+    }
+}
+
+#[test]
+fn diff_of_identical_rule_sets_changes_nothing_even_with_fail_on_change() {
+    for ruleset in [MS, KNEE] {
+        let rules = fixture(ruleset);
+        let o = pathway(&[
+            "diff",
+            &rules,
+            &rules,
+            "--patients",
+            "300",
+            "--fail-on-change",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out = stdout(&o);
+        assert!(
+            out.contains("rules: 0 changed, 0 added, 0 removed"),
+            "{out}"
+        );
+        assert!(
+            out.contains("patients: 0 of 300 change some status"),
+            "{out}"
+        );
+        let report = diff_json(&[&rules, &rules, "--patients", "300"]);
+        assert_eq!(report["old"], report["new"]);
+        assert_eq!(
+            report["rules"],
+            serde_json::json!({"added": [], "removed": [], "changed": []})
+        );
+        assert_eq!(report["groups"], serde_json::json!([]));
+        assert_eq!(report["population"]["changed"], 0);
+    }
+}
+
+#[test]
+fn diff_fails_on_change_when_asked_and_its_report_does_not_depend_on_the_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = fixture(MS);
+    let new = edited(
+        dir.path(),
+        MS,
+        "R20.tizanidine.cyp1a2-inhibitor",
+        "exclude",
+        "caution",
+    );
+    let (bundles, _) = population(dir.path(), MS, None, 700, 5);
+    let mut reports = Vec::new();
+    for jobs in ["1", "2", "3"] {
+        for format in ["text", "json"] {
+            let o = pathway(&[
+                "diff",
+                &old,
+                &new,
+                "--population",
+                &bundles,
+                "--date",
+                DATE,
+                "--jobs",
+                jobs,
+                "--format",
+                format,
+            ]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            reports.push((format, jobs, o.stdout));
+        }
+    }
+    for (format, jobs, r) in &reports[2..] {
+        let first = if *format == "text" {
+            &reports[0].2
+        } else {
+            &reports[1].2
+        };
+        assert_eq!(r, first, "{format} with {jobs} jobs");
+    }
+    // --fail-on-change: exit 1 when some patient changes, with the report written.
     let o = pathway(&[
         "diff",
-        &shipped,
-        new.to_str().unwrap(),
-        "--patients",
-        "1500",
+        &old,
+        &new,
+        "--population",
+        &bundles,
+        "--date",
+        DATE,
+        "--fail-on-change",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("tizanidine excluded -> "),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stderr(&o).contains("change status (--fail-on-change)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn diff_reports_bad_records_and_reads_standard_input_and_bulk_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = fixture(MS);
+    let new = edited(
+        dir.path(),
+        MS,
+        "R20.tizanidine.cyp1a2-inhibitor",
+        "exclude",
+        "caution",
+    );
+    let (bundles, profiles) = population(dir.path(), MS, None, 150, 3);
+    let b = std::fs::read_to_string(&bundles).unwrap();
+    let p = std::fs::read_to_string(&profiles).unwrap();
+    let mut text = String::new();
+    text.push_str(p.lines().next().unwrap());
+    text.push_str("\nnot json\n");
+    text.push_str("{\"resourceType\":\"Patient\",\"id\":\"x\"}\n");
+    text.push_str("{\"date\":\"2026-11-22\",\"age\":40,\"facts\":{\"no-such-fact\":true}}\n");
+    text.push('\n');
+    text.push_str("{\"resourceType\":\"Bundle\"}\n");
+    text.push_str(b.lines().nth(1).unwrap());
+    text.push('\n');
+    let input = dir.path().join("bad.ndjson");
+    std::fs::write(&input, &text).unwrap();
+    let path = input.to_str().unwrap();
+    let o = pathway(&["diff", &old, &new, "--population", path, "--date", DATE]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    for expected in [
+        "bad.ndjson:2: not valid JSON",
+        "bad.ndjson:3: expected a FHIR Bundle or a Pathway profile, found a FHIR Patient",
+        "bad.ndjson:4: the old rule set",
+        "no-such-fact",
+        "bad.ndjson:6: the record has no Patient resource",
+    ] {
+        assert!(err.contains(expected), "{expected}: {err}");
+    }
+    assert!(
+        stdout(&o).contains("bad.ndjson: 6 read, 2 evaluated, 4 failed"),
+        "{}",
+        stdout(&o)
+    );
+    let report = diff_json(&[&old, &new, "--population", path, "--date", DATE]);
+    let lines: Vec<u64> = report["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, vec![2, 3, 4, 6]);
+    // --fail-fast stops at the first.
+    let o = pathway(&["diff", &old, &new, "--population", path, "--fail-fast"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--fail-fast"), "{}", stderr(&o));
+    // Nothing could be evaluated: exit 1.
+    let o = Command::cargo_bin("pathway")
+        .unwrap()
+        .args(["diff", &old, &new, "--population", "-"])
+        .write_stdin("not json\n{}\n")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("standard input:1: not valid JSON"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("no record could be evaluated"),
+        "{}",
+        stderr(&o)
+    );
+    // Profiles on standard input.
+    let o = Command::cargo_bin("pathway")
+        .unwrap()
+        .args(["diff", &old, &new, "--population", "-", "--format", "json"])
+        .write_stdin(p.clone())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let from_stdin: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let from_file = diff_json(&[&old, &new, "--population", &profiles]);
+    assert_eq!(from_stdin["groups"], from_file["groups"]);
+    // The same patients as a Bulk Data export folder: one NDJSON file per resource type.
+    let export = dir.path().join("export");
+    std::fs::create_dir(&export).unwrap();
+    let mut files: std::collections::BTreeMap<String, String> = Default::default();
+    for line in b.lines() {
+        let bundle: Value = serde_json::from_str(line).unwrap();
+        for e in bundle["entry"].as_array().unwrap() {
+            let r = &e["resource"];
+            let f = files
+                .entry(r["resourceType"].as_str().unwrap().to_owned())
+                .or_default();
+            f.push_str(&r.to_string());
+            f.push('\n');
+        }
+    }
+    for (kind, text) in files {
+        std::fs::write(export.join(format!("{kind}.ndjson")), text).unwrap();
+    }
+    let from_bulk = diff_json(&[
+        &old,
+        &new,
+        "--population",
+        export.to_str().unwrap(),
+        "--date",
+        DATE,
+    ]);
+    let from_bundles = diff_json(&[&old, &new, "--population", &bundles, "--date", DATE]);
+    assert_eq!(from_bulk["population"]["read"], 150);
+    // The export is read in patient-id order: the same groups and counts, examples aside.
+    let counts = |r: &Value| -> Vec<(String, String, String, u64)> {
+        r["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                (
+                    g["step"].as_str().unwrap().to_owned(),
+                    g["from"].as_str().unwrap().to_owned(),
+                    g["to"].as_str().unwrap().to_owned(),
+                    g["count"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert!(!counts(&from_bulk).is_empty());
+    assert_eq!(counts(&from_bulk), counts(&from_bundles));
+    // A rule set without fitting value sets reads profiles, and says why it cannot read Bundles.
+    let knee = fixture(KNEE);
+    let (kb, kp) = population(dir.path(), KNEE, Some(KNEE_VALUESETS), 20, 2);
+    let kb_first = std::fs::read_to_string(&kb)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    let mixed = dir.path().join("knee.ndjson");
+    std::fs::write(
+        &mixed,
+        format!("{}{kb_first}\n", std::fs::read_to_string(&kp).unwrap()),
+    )
+    .unwrap();
+    let o = pathway(&[
+        "diff",
+        &knee,
+        &knee,
+        "--population",
+        mixed.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let out = stdout(&o);
     assert!(
-        out.contains("~ changed R20.tizanidine.cyp1a2-inhibitor:"),
-        "{out}"
+        stderr(&o).contains("knee.ndjson:21: cannot read a FHIR Bundle"),
+        "{}",
+        stderr(&o)
     );
-    assert!(out.contains("tizanidine excluded -> caution:"), "{out}");
-    assert!(out.contains("R20.tizanidine.cyp1a2-inhibitor"), "{out}");
-    // The same rule set: nothing changes.
-    let o = pathway(&["diff", &shipped, &shipped, "--patients", "200"]);
-    assert!(stdout(&o).contains("(none)") && stdout(&o).contains("patients: 0 of 200"));
+    assert!(stderr(&o).contains("--valuesets"), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("21 read, 20 evaluated, 1 failed"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn diff_help_documents_the_json_report_and_exit_codes() {
+    let o = pathway(&["diff", "--help"]);
+    assert!(o.status.success());
+    let help = stdout(&o);
+    for key in [
+        "--population",
+        "--fail-on-change",
+        "--jobs",
+        "JSON report",
+        "groups",
+        "examples",
+        "Exit codes",
+    ] {
+        assert!(help.contains(key), "{key}: {help}");
+    }
 }
