@@ -890,7 +890,11 @@ fn text(r: &Report<'_>, population: &str) -> String {
         out.push_str(&format!("  - removed {}: {}\n", a.id, a.line()));
     }
     if !r.content.is_empty() {
-        out.push_str(&format!("\nother content: {} changes\n", r.content.len()));
+        out.push_str(&format!(
+            "\nother content: {} change{}\n",
+            r.content.len(),
+            if r.content.len() == 1 { "" } else { "s" }
+        ));
         for c in r.content {
             let sign = match c.change {
                 "added" => '+',
@@ -940,7 +944,7 @@ fn text(r: &Report<'_>, population: &str) -> String {
             _ => "",
         };
         out.push_str(&format!(
-            "  {} {} -> {}: {} patient{}{mark}, {}{}; e.g. {}\n",
+            "  {} {} -> {}: {} patient{}{mark}, {}{}{}\n",
             g.step,
             g.from,
             g.to,
@@ -952,7 +956,11 @@ fn text(r: &Report<'_>, population: &str) -> String {
             } else {
                 format!(" (was {})", rules_named(&before))
             },
-            g.examples.join(", ")
+            if g.examples.is_empty() {
+                String::new()
+            } else {
+                format!("; e.g. {}", g.examples.join(", "))
+            }
         ));
     }
     out
