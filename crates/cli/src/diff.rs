@@ -58,9 +58,10 @@ pub const JSON_HELP: &str = r#"JSON report (--format json), keys in this order:
                 for the Nth generated patient, from 0)
                 Groups come in ladder order, then by count (largest first), then by names.
 
-Exit codes: 0 when it ran, whether or not statuses change; 1 with --fail-on-change when some
-patient's status changes, when no record of the population could be evaluated (or at the
-first bad record with --fail-fast), or when a rule set or input is invalid; 2 usage."#;
+Exit codes: 0 when it ran, whether or not statuses change. 1 when --fail-on-change is given
+and some patient's status changes (the report is written first); 1 also when no record of the
+population could be evaluated, at the first bad record with --fail-fast, or when a rule set or
+input is invalid. 2 usage."#;
 
 pub struct Options {
     pub old: PathBuf,
