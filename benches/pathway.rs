@@ -341,5 +341,64 @@ fn scaling(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, load, evaluate, fhir, scaling);
+/// The illustration rule set with derived facts `d0 .. d9`, each `d(i-1) or ...` `k` times,
+/// and one exclusion on them: the file grows with k, the paths through it as k^9.
+fn shared_chain(k: usize) -> String {
+    let mut t = format!(
+        "{ILLUSTRATION}\n[derived.d0]\nwhen = \"pregnant and kidney-function < 30\"\ntext = \"d0\"\n"
+    );
+    for i in 1..=9 {
+        let when = vec![format!("d{}", i - 1); k].join(" or ");
+        t.push_str(&format!(
+            "[derived.d{i}]\nwhen = \"{when}\"\ntext = \"d{i}\"\n"
+        ));
+    }
+    t + &exclusion("d9 and knee-pain")
+}
+
+/// The illustration rule set with one exclusion on an `or` of `n` distinct comparisons.
+fn wide_or(n: usize) -> String {
+    let condition = (0..n)
+        .map(|i| format!("kidney-function > {}.{i:06}", 100 + i % 40))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    format!("{ILLUSTRATION}\n{}", exclusion(&condition))
+}
+
+fn exclusion(condition: &str) -> String {
+    format!(
+        "[[rule]]\nid = \"X1\"\nsteps = [\"exercise\"]\neffect = \"exclude\"\nwhen = \"{condition}\"\ntext = \"x\"\nsource = [\"ILL\"]\n"
+    )
+}
+
+const ILLUSTRATION: &str = include_str!("../fixtures/rulesets/illustration-knee-pain.toml");
+
+/// Rule sets that used to take the tool down (issue 17), at growing sizes. Throughput is per
+/// byte of rule file: a flat figure across sizes means cost linear in the size.
+fn adversarial(c: &mut Criterion) {
+    let mut g = c.benchmark_group("adversarial");
+    g.sample_size(10);
+    // Pregnancy and kidney function unknown: every shared node takes part in the explanation.
+    let patient = Profile::new(DATE, 40).with_fact("knee-pain", true);
+    let cases = [2, 4, 8, 16]
+        .map(|k| (format!("shared-chain-k{k}"), shared_chain(k)))
+        .into_iter()
+        .chain([25_000, 50_000, 100_000, 200_000].map(|n| (format!("or-{n}"), wide_or(n))));
+    for (name, text) in cases {
+        g.throughput(Throughput::Bytes(text.len() as u64));
+        g.bench_function(format!("load+lint/{name}"), |b| {
+            b.iter(|| {
+                let rs = RuleSet::from_toml("x.toml", black_box(&text)).expect("loads");
+                rs.warnings().len()
+            })
+        });
+        let rs = RuleSet::from_toml("x.toml", &text).expect("loads");
+        g.bench_function(format!("evaluate-explained/{name}"), |b| {
+            b.iter(|| rs.evaluate(black_box(&patient)).expect("evaluates"))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, load, evaluate, fhir, scaling, adversarial);
 criterion_main!(benches);

@@ -9,6 +9,7 @@
     missing_docs
 )]
 
+mod adversarial;
 mod cds;
 mod fhir;
 mod picture;

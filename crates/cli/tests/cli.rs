@@ -221,6 +221,41 @@ fn check_reports_where_a_deliberate_mistake_is() {
 }
 
 #[test]
+fn check_refuses_a_condition_nested_too_deep_with_its_place_instead_of_aborting() {
+    let base = std::fs::read_to_string(fixture("rulesets/illustration-knee-pain.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, condition, column) in [
+        (
+            "parens.toml",
+            format!("{}pregnant{}", "(".repeat(5_000), ")".repeat(5_000)),
+            8 + 64 + 1,
+        ),
+        (
+            "nots.toml",
+            format!("{}pregnant", "not ".repeat(16_000)),
+            8 + 4 * 64 + 1,
+        ),
+    ] {
+        let text = format!(
+            "{base}\n[[rule]]\nid = \"X1\"\nsteps = [\"exercise\"]\neffect = \"exclude\"\nwhen = \"{condition}\"\ntext = \"x\"\nsource = [\"ILL\"]\n"
+        );
+        let path = dir.path().join(name);
+        std::fs::write(&path, &text).unwrap();
+        let o = pathway(&["check", path.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "exits 1, not a crash");
+        let err = stderr(&o);
+        let line = text.lines().count() - 2;
+        let at = format!("{name}:{line}:{column}");
+        assert!(err.contains(&at), "{at} in {err}");
+        assert!(
+            err.contains("error[condition]: the condition nests more than 64 levels deep"),
+            "{err}"
+        );
+        assert!(err.contains("in `X1`, field `when`"), "{err}");
+    }
+}
+
+#[test]
 fn check_passes_the_shipped_content_and_shows_warnings() {
     let o = pathway(&[
         "check",

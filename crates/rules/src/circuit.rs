@@ -627,98 +627,138 @@ impl Circuit {
         }
     }
 
-    /// Explains the children of a conjunction (`all` = `Tri::True`) or disjunction
-    /// (`all` = `Tri::False`) whose value is `v`.
-    fn explain_list(
+    /// Collects the atoms that make node `n` come out as it did (`values` from [`Circuit::run`]),
+    /// each node visited once however often it is shared (so linear in the circuit's size).
+    /// Atoms may repeat; callers treat them as a set.
+    pub fn explain(&self, n: NodeId, values: &[Tri], p: &Prepared, out: &mut Vec<Atom>) {
+        self.explain_with(n, values, p, out, &mut Visits::default());
+    }
+
+    /// As [`Circuit::explain`], reusing `visits`' buffers.
+    pub fn explain_with(
         &self,
-        children: &[NodeId],
-        all: Tri,
-        v: Tri,
+        n: NodeId,
         values: &[Tri],
         p: &Prepared,
         out: &mut Vec<Atom>,
+        visits: &mut Visits,
     ) {
-        for &c in children {
-            if v == all || values.get(c as usize) == Some(&v) {
-                self.explain(c, values, p, out);
-            }
-        }
-    }
-
-    /// Collects the atoms that make node `n` come out as it did (`values` from [`Circuit::run`]).
-    pub fn explain(&self, n: NodeId, values: &[Tri], p: &Prepared, out: &mut Vec<Atom>) {
         let node = |n: NodeId| values.get(n as usize).copied().unwrap_or(Tri::Unknown);
-        let Some(op) = self.nodes.get(n as usize) else {
-            return;
-        };
-        let v = node(n);
-        match *op {
-            Op::Const(_) => {}
-            Op::Bool(f) | Op::Known(f) | Op::Imprecise(f) | Op::Code(f, _) | Op::Num(f, _, _) => {
-                out.push(Atom::Fact(f));
+        visits.start(self.nodes.len());
+        visits.todo.push(n);
+        while let Some(n) = visits.todo.pop() {
+            if !visits.first(n) {
+                continue;
             }
-            Op::Age(..) => out.push(Atom::Age),
-            Op::Sex(_) => out.push(Atom::Sex),
-            Op::Step(step, _) => out.push(Atom::Step(step)),
-            Op::Medication(m) => out.push(Atom::Med(m)),
-            Op::Hypersensitive(s) => out.push(Atom::Hyper(s)),
-            Op::AdjunctToPartial(a, b) => {
-                for &h in slice(&self.hosts, a, b) {
-                    let partial = state::partial_now(p.state(h));
-                    let recorded = p.state(h) & state::NO_OUTCOME == 0 || p.current(h);
-                    if (v == Tri::True && partial) || (v == Tri::False && recorded) {
-                        out.push(Atom::Step(h));
-                    }
-                }
-            }
-            Op::Not(c) => self.explain(c, values, p, out),
+            let Some(op) = self.nodes.get(n as usize) else {
+                continue;
+            };
+            let v = node(n);
+            let todo = &mut visits.todo;
             // A conjunction is explained by all its children when true, else by those that
             // made it false (or unknown); a disjunction the other way round.
-            Op::All(a, b) => {
-                self.explain_list(slice(&self.args, a, b), Tri::True, v, values, p, out)
-            }
-            Op::All2(x, y) => self.explain_list(&[x, y], Tri::True, v, values, p, out),
-            Op::Any(a, b) => {
-                self.explain_list(slice(&self.args, a, b), Tri::False, v, values, p, out)
-            }
-            Op::Any2(x, y) => self.explain_list(&[x, y], Tri::False, v, values, p, out),
-            Op::Excluded(a, b) => {
-                if v != Tri::False {
-                    for &c in slice(&self.args, a, b) {
-                        if node(c) == v {
-                            self.explain(c, values, p, out);
+            let mut list = |children: &[NodeId], all: Tri| {
+                for &c in children.iter().rev() {
+                    if v == all || values.get(c as usize) == Some(&v) {
+                        todo.push(c);
+                    }
+                }
+            };
+            match *op {
+                Op::Const(_) => {}
+                Op::Bool(f)
+                | Op::Known(f)
+                | Op::Imprecise(f)
+                | Op::Code(f, _)
+                | Op::Num(f, _, _) => out.push(Atom::Fact(f)),
+                Op::Age(..) => out.push(Atom::Age),
+                Op::Sex(_) => out.push(Atom::Sex),
+                Op::Step(step, _) => out.push(Atom::Step(step)),
+                Op::Medication(m) => out.push(Atom::Med(m)),
+                Op::Hypersensitive(s) => out.push(Atom::Hyper(s)),
+                Op::AdjunctToPartial(a, b) => {
+                    for &h in slice(&self.hosts, a, b) {
+                        let partial = state::partial_now(p.state(h));
+                        let recorded = p.state(h) & state::NO_OUTCOME == 0 || p.current(h);
+                        if (v == Tri::True && partial) || (v == Tri::False && recorded) {
+                            out.push(Atom::Step(h));
                         }
                     }
                 }
-            }
-            Op::ByOutcome {
-                step,
-                set,
-                excluded,
-            } => {
-                out.push(Atom::Step(step));
-                if p.state(step) & set == 0 {
-                    self.explain(excluded, values, p, out);
+                Op::Not(c) => todo.push(c),
+                Op::All(a, b) => list(slice(&self.args, a, b), Tri::True),
+                Op::All2(x, y) => list(&[x, y], Tri::True),
+                Op::Any(a, b) => list(slice(&self.args, a, b), Tri::False),
+                Op::Any2(x, y) => list(&[x, y], Tri::False),
+                Op::Excluded(a, b) => {
+                    if v != Tri::False {
+                        for &c in slice(&self.args, a, b).iter().rev() {
+                            if node(c) == v {
+                                todo.push(c);
+                            }
+                        }
+                    }
                 }
-            }
-            Op::Fired { from, on, excluded } => {
-                out.push(Atom::Step(from));
-                let decided = p.state(from) & on != 0;
-                if let (false, Some(x)) = (decided, excluded) {
-                    self.explain(x, values, p, out);
-                }
-            }
-            Op::Controls { step, excluded } => {
-                if state::effective_now(p.state(step)) {
+                Op::ByOutcome {
+                    step,
+                    set,
+                    excluded,
+                } => {
                     out.push(Atom::Step(step));
-                    self.explain(excluded, values, p, out);
+                    if p.state(step) & set == 0 {
+                        todo.push(excluded);
+                    }
+                }
+                Op::Fired { from, on, excluded } => {
+                    out.push(Atom::Step(from));
+                    let decided = p.state(from) & on != 0;
+                    if let (false, Some(x)) = (decided, excluded) {
+                        todo.push(x);
+                    }
+                }
+                Op::Controls { step, excluded } => {
+                    if state::effective_now(p.state(step)) {
+                        out.push(Atom::Step(step));
+                        todo.push(excluded);
+                    }
+                }
+                Op::Controlled(a, b) => {
+                    todo.extend(slice(&self.args, a, b).iter().rev());
                 }
             }
-            Op::Controlled(a, b) => {
-                for &c in slice(&self.args, a, b) {
-                    self.explain(c, values, p, out);
-                }
+        }
+    }
+}
+
+/// Which nodes one explanation has visited, kept between explanations so that starting a new
+/// one costs nothing (a node counts as visited when it carries the current stamp).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Visits {
+    stamps: Vec<u32>,
+    stamp: u32,
+    todo: Vec<NodeId>,
+}
+
+impl Visits {
+    /// Starts an explanation over a circuit of `nodes` nodes.
+    fn start(&mut self, nodes: usize) {
+        self.todo.clear();
+        if self.stamps.len() != nodes || self.stamp == u32::MAX {
+            self.stamps.clear();
+            self.stamps.resize(nodes, 0);
+            self.stamp = 0;
+        }
+        self.stamp += 1;
+    }
+
+    /// Whether this is the first visit of `n` in the current explanation.
+    fn first(&mut self, n: NodeId) -> bool {
+        match self.stamps.get_mut(n as usize) {
+            Some(s) if *s != self.stamp => {
+                *s = self.stamp;
+                true
             }
+            _ => false,
         }
     }
 }

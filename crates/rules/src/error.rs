@@ -137,13 +137,23 @@ impl Diagnostic {
     }
 
     /// Fills in the file name, line, column and line text from the source.
-    pub(crate) fn locate(mut self, file: &str, src: &str) -> Self {
+    pub(crate) fn locate(self, file: &str, src: &str) -> Self {
+        self.locate_in(file, &Lines::of(src))
+    }
+
+    /// As [`Diagnostic::locate`], with the source's lines indexed once for many diagnostics.
+    pub(crate) fn locate_in(mut self, file: &str, lines: &Lines<'_>) -> Self {
         self.file = file.to_owned();
         if let Some(span) = &self.span {
+            let src = lines.src;
             let start = span.start.min(src.len());
-            let before = src.get(..start).unwrap_or_default();
-            let line = before.matches('\n').count() + 1;
-            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            // The number of line starts at or before `start` is the line number.
+            let line = lines.starts.partition_point(|&s| s <= start);
+            let line_start = lines
+                .starts
+                .get(line.saturating_sub(1))
+                .copied()
+                .unwrap_or(0);
             let column = src
                 .get(line_start..start)
                 .unwrap_or_default()
@@ -233,6 +243,21 @@ impl fmt::Display for Diagnostic {
 pub struct LoadError {
     file: String,
     diagnostics: Vec<Diagnostic>,
+}
+
+/// Where each line of a source text starts, to locate many diagnostics in one pass.
+pub(crate) struct Lines<'a> {
+    src: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> Lines<'a> {
+    pub(crate) fn of(src: &'a str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(src.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Lines { src, starts }
+    }
 }
 
 fn render(file: &str, ds: &[Diagnostic]) -> String {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use pathway_core::{Date, FactValue, Profile, Sex, Status, Step};
 
-use crate::circuit::{Circuit, NodeId, state};
+use crate::circuit::{Circuit, NodeId, Visits, state};
 use crate::error::ProfileError;
 use crate::plan::{StepPlan, Word};
 use crate::recommendation::{FactUse, Reason, Recommendation, StepResult};
@@ -216,7 +216,8 @@ impl Explainer<'_> {
             Some(&start) if start != u32::MAX => start as usize,
             _ => {
                 memo.tmp.clear();
-                self.circuit.explain(n, self.values, self.p, &mut memo.tmp);
+                self.circuit
+                    .explain_with(n, self.values, self.p, &mut memo.tmp, &mut memo.visits);
                 let start = memo.facts.len();
                 memo.facts.resize(start + missing.len(), 0);
                 let set = memo.facts.get_mut(start..).unwrap_or(&mut []);
@@ -259,6 +260,7 @@ struct MissingMemo {
     explained: Vec<NodeId>,
     facts: Vec<u64>,
     tmp: Vec<Atom>,
+    visits: Visits,
 }
 
 impl MissingMemo {

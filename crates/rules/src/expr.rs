@@ -14,6 +14,10 @@
 //! Names are lower-case words joined by `-` (`spasticity-severity`). The parser only builds the
 //! tree; what a name means (a fact, a derived fact, a built-in predicate) and whether the test
 //! fits its type is checked when the rule set is compiled.
+//!
+//! A condition may nest at most [`MAX_NESTING`] levels (each `(` and each `not` is one), so that
+//! no rule file, however written, can exhaust the stack of the parser or of anything that walks
+//! the tree after it.
 
 use std::fmt;
 use std::ops::Range;
@@ -244,10 +248,16 @@ fn lex(src: &str) -> Result<Vec<(Tok, Range<usize>)>, SyntaxError> {
 
 const KEYWORDS: [&str; 6] = ["and", "or", "not", "in", "true", "false"];
 
+/// How deeply a condition may nest: each `(` and each `not` opens a level. Far above anything a
+/// person writes (the shipped rule set nests 3 deep); what needs more belongs in derived facts.
+pub(crate) const MAX_NESTING: usize = 64;
+
 struct Parser {
     toks: Vec<(Tok, Range<usize>)>,
     pos: usize,
     end: usize,
+    /// Levels open at the current token.
+    depth: usize,
 }
 
 impl Parser {
@@ -279,6 +289,20 @@ impl Parser {
             message: format!("expected {expected}, found {found}"),
             span: self.span_here(),
         })
+    }
+
+    /// Opens a level for the token at the cursor (`(` or `not`), refusing past [`MAX_NESTING`].
+    fn open(&mut self) -> Result<(), SyntaxError> {
+        if self.depth >= MAX_NESTING {
+            return Err(SyntaxError {
+                message: format!(
+                    "the condition nests more than {MAX_NESTING} levels deep (each `(` and `not` is a level); name parts of it as derived facts"
+                ),
+                span: self.span_here(),
+            });
+        }
+        self.depth += 1;
+        Ok(())
     }
 
     fn eat(&mut self, tok: &Tok, what: &str) -> Result<Range<usize>, SyntaxError> {
@@ -317,8 +341,11 @@ impl Parser {
 
     fn unary(&mut self) -> Result<Ast, SyntaxError> {
         if self.is_word("not") {
+            self.open()?;
             self.bump();
-            return Ok(Ast::Not(Box::new(self.unary()?)));
+            let inner = self.unary()?;
+            self.depth -= 1;
+            return Ok(Ast::Not(Box::new(inner)));
         }
         self.primary()
     }
@@ -340,9 +367,11 @@ impl Parser {
     fn primary(&mut self) -> Result<Ast, SyntaxError> {
         match self.peek() {
             Some(Tok::LParen) => {
+                self.open()?;
                 self.bump();
                 let inner = self.or()?;
                 self.eat(&Tok::RParen, "`)`")?;
+                self.depth -= 1;
                 return Ok(inner);
             }
             Some(Tok::Name(n)) if n == "true" || n == "false" => {
@@ -442,6 +471,7 @@ pub(crate) fn parse(src: &str) -> Result<Ast, SyntaxError> {
         toks,
         pos: 0,
         end: src.len(),
+        depth: 0,
     };
     let ast = p.or()?;
     if p.pos < p.toks.len() {
@@ -512,6 +542,30 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn nesting_is_limited_with_the_first_level_too_deep_located() {
+        let ok = format!("{}a{}", "(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
+        assert!(parse(&ok).is_ok());
+        let nots = format!("{}a", "not ".repeat(MAX_NESTING));
+        assert!(parse(&nots).is_ok());
+        // Far deeper than any stack would take: refused at the first level too deep.
+        let parens = format!("{}a{}", "(".repeat(5_000), ")".repeat(5_000));
+        let e = parse(&parens).unwrap_err();
+        assert_eq!(e.span, MAX_NESTING..MAX_NESTING + 1);
+        assert!(
+            e.message.contains("nests more than 64 levels"),
+            "{}",
+            e.message
+        );
+        let nots = format!("{}a", "not ".repeat(16_000));
+        let e = parse(&nots).unwrap_err();
+        assert_eq!(e.span, 4 * MAX_NESTING..4 * MAX_NESTING + 3);
+        // Mixed: `not (` counts both.
+        let mixed = format!("{}a{}", "not (".repeat(40), ")".repeat(40));
+        let e = parse(&mixed).unwrap_err();
+        assert_eq!(e.span.start, 5 * 32);
     }
 
     #[test]

@@ -15,38 +15,130 @@ use crate::ruleset::{Effect, Rule};
 /// At most this many distinct leaves are enumerated; larger conditions are assumed satisfiable.
 const MAX_LEAVES: usize = 16;
 
-/// A leaf of a condition, treated as a free yes/no variable (derived facts are expanded).
-fn leaves<'c>(c: &'c Cond, derived: &'c [Cond], out: &mut Vec<&'c Cond>, depth: usize) {
-    match c {
-        Cond::Not(x) => leaves(x, derived, out, depth),
-        Cond::All(xs) | Cond::Any(xs) => xs.iter().for_each(|x| leaves(x, derived, out, depth)),
-        Cond::Const(_) => {}
-        Cond::Derived(d) if depth < 8 => {
-            if let Some(dc) = derived.get(usize::from(*d)) {
-                leaves(dc, derived, out, depth + 1);
+/// At most this many node visits are spent deciding one condition (its size, derived facts
+/// counted once, times the assignments of its leaves); larger ones are assumed satisfiable.
+const MAX_WORK: usize = 1 << 22;
+
+/// Decides whether conditions over one rule set's derived facts can hold, reusing its buffers
+/// from one condition to the next (so each costs only what it touches).
+pub(crate) struct Decider<'d> {
+    derived: &'d [Cond],
+    /// Per derived fact: expanded already (when collecting leaves), or its value under the
+    /// current assignment.
+    seen: Vec<bool>,
+    memo: Vec<Option<bool>>,
+    /// The derived facts whose slots above are set.
+    touched: Vec<usize>,
+}
+
+impl<'d> Decider<'d> {
+    pub(crate) fn new(derived: &'d [Cond]) -> Self {
+        Decider {
+            derived,
+            seen: vec![false; derived.len()],
+            memo: vec![None; derived.len()],
+            touched: Vec::new(),
+        }
+    }
+
+    fn reset(&mut self) {
+        for &d in &self.touched {
+            if let (Some(s), Some(m)) = (self.seen.get_mut(d), self.memo.get_mut(d)) {
+                *s = false;
+                *m = None;
             }
         }
-        leaf => {
-            if !out.contains(&leaf) {
-                out.push(leaf);
+        self.touched.clear();
+    }
+
+    /// Whether some consistent assignment of the leaves makes `c` true. Conditions with too
+    /// many leaves, or too large to enumerate, are assumed satisfiable.
+    pub(crate) fn satisfiable(&mut self, c: &Cond) -> bool {
+        self.reset();
+        let mut leaves = Vec::new();
+        let mut size = 0;
+        let few = self.leaves(c, &mut leaves, &mut size);
+        self.reset();
+        if !few {
+            return true;
+        }
+        let assignments = 1u32 << leaves.len();
+        if size.saturating_mul(assignments as usize) > MAX_WORK {
+            return true;
+        }
+        (0..assignments).any(|bits| {
+            self.reset();
+            consistent(&leaves, bits) && self.value(c, &leaves, bits)
+        })
+    }
+
+    /// Collects the distinct leaves of `c` (free yes/no variables), expanding each derived
+    /// fact once, and counts its nodes; false as soon as there are too many leaves.
+    fn leaves<'c>(&mut self, c: &'c Cond, out: &mut Vec<&'c Cond>, size: &mut usize) -> bool
+    where
+        'd: 'c,
+    {
+        *size += 1;
+        match c {
+            Cond::Not(x) => self.leaves(x, out, size),
+            Cond::All(xs) | Cond::Any(xs) => xs.iter().all(|x| self.leaves(x, out, size)),
+            Cond::Const(_) => true,
+            Cond::Derived(d) => {
+                let d = usize::from(*d);
+                let derived = self.derived;
+                match (self.seen.get_mut(d), derived.get(d)) {
+                    (Some(seen), Some(dc)) if !*seen => {
+                        *seen = true;
+                        self.touched.push(d);
+                        self.leaves(dc, out, size)
+                    }
+                    _ => true,
+                }
+            }
+            leaf => {
+                // Distinct leaves stay few, so this scan is short.
+                if !out.contains(&leaf) {
+                    out.push(leaf);
+                }
+                out.len() <= MAX_LEAVES
             }
         }
     }
-}
 
-fn value(c: &Cond, derived: &[Cond], leaves: &[&Cond], bits: u32, depth: usize) -> bool {
-    match c {
-        Cond::Const(b) => *b,
-        Cond::Not(x) => !value(x, derived, leaves, bits, depth),
-        Cond::All(xs) => xs.iter().all(|x| value(x, derived, leaves, bits, depth)),
-        Cond::Any(xs) => xs.iter().any(|x| value(x, derived, leaves, bits, depth)),
-        Cond::Derived(d) if depth < 8 => derived
-            .get(usize::from(*d))
-            .is_some_and(|dc| value(dc, derived, leaves, bits, depth + 1)),
-        leaf => leaves
-            .iter()
-            .position(|l| *l == leaf)
-            .is_some_and(|i| bits & (1 << i) != 0),
+    /// The value of `c` under the assignment `bits` of `leaves`; each derived fact's value is
+    /// computed once per assignment.
+    fn value(&mut self, c: &Cond, leaves: &[&Cond], bits: u32) -> bool {
+        match c {
+            Cond::Const(b) => *b,
+            Cond::Not(x) => !self.value(x, leaves, bits),
+            Cond::All(xs) => xs.iter().all(|x| self.value(x, leaves, bits)),
+            Cond::Any(xs) => xs.iter().any(|x| self.value(x, leaves, bits)),
+            Cond::Derived(d) => {
+                let d = usize::from(*d);
+                match self.memo.get(d) {
+                    Some(Some(v)) => return *v,
+                    Some(None) => {}
+                    None => return false,
+                }
+                // Rule sets with cycles never reach the linter; were one here, it reads false.
+                if let Some(slot) = self.memo.get_mut(d) {
+                    *slot = Some(false);
+                    self.touched.push(d);
+                }
+                let derived = self.derived;
+                let v = derived
+                    .get(d)
+                    .is_some_and(|dc| self.value(dc, leaves, bits));
+                if let Some(slot) = self.memo.get_mut(d) {
+                    *slot = Some(v);
+                }
+                v
+            }
+            leaf => leaves
+                .iter()
+                .position(|l| *l == leaf)
+                .is_some_and(|i| bits & (1 << i) != 0),
+        }
     }
 }
 
@@ -126,13 +218,9 @@ fn consistent(leaves: &[&Cond], bits: u32) -> bool {
 
 /// Whether some consistent assignment of the leaves makes the condition true. Conditions with
 /// too many leaves are assumed satisfiable.
-pub(crate) fn satisfiable(c: &Cond, derived: &[Cond]) -> bool {
-    let mut ls = Vec::new();
-    leaves(c, derived, &mut ls, 0);
-    if ls.len() > MAX_LEAVES {
-        return true;
-    }
-    (0u32..(1u32 << ls.len())).any(|bits| consistent(&ls, bits) && value(c, derived, &ls, bits, 0))
+#[cfg(test)]
+fn satisfiable(c: &Cond, derived: &[Cond]) -> bool {
+    Decider::new(derived).satisfiable(c)
 }
 
 fn condition_span(doc: &Document, id: &str) -> Option<Range<usize>> {
@@ -153,16 +241,21 @@ pub(crate) fn lint(
     doc: &Document,
 ) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let mut reported: Vec<&str> = Vec::new();
+    let mut reported = vec![false; rules.len()];
+    let mut decider = Decider::new(derived);
     for (i, step) in ladder.steps().enumerate() {
         let Some(list) = step_rules.get(i) else {
             continue;
         };
         let rule = |r: u16| rules.get(usize::from(r));
-        for (r, c) in list {
+        let sat: Vec<bool> = list.iter().map(|(_, c)| decider.satisfiable(c)).collect();
+        for ((r, _), &sat) in list.iter().zip(&sat) {
             let Some(rule) = rule(*r) else { continue };
-            if !reported.contains(&&*rule.id) && !satisfiable(c, derived) {
-                reported.push(&rule.id);
+            let seen = reported.get_mut(usize::from(*r));
+            if !sat && seen.as_ref().is_some_and(|s| !**s) {
+                if let Some(s) = seen {
+                    *s = true;
+                }
                 let what = if rule.effect == Effect::Gate {
                     "this gate can never open: its `requires` can never hold"
                 } else {
@@ -175,12 +268,12 @@ pub(crate) fn lint(
                 out.push(d);
             }
         }
-        let gates_can_open = list.iter().all(|(r, c)| {
-            rule(*r).is_none_or(|x| x.effect != Effect::Gate) || satisfiable(c, derived)
-        });
-        let has_reason = list.iter().any(|(r, c)| {
-            rule(*r).is_some_and(|x| matches!(x.effect, Effect::Gate | Effect::Offer))
-                && satisfiable(c, derived)
+        let gates_can_open = list
+            .iter()
+            .zip(&sat)
+            .all(|((r, _), &sat)| rule(*r).is_none_or(|x| x.effect != Effect::Gate) || sat);
+        let has_reason = list.iter().zip(&sat).any(|((r, _), &sat)| {
+            rule(*r).is_some_and(|x| matches!(x.effect, Effect::Gate | Effect::Offer)) && sat
         });
         if !(gates_can_open && has_reason) {
             let mut d = Diagnostic::new(

@@ -372,7 +372,11 @@ impl RuleSet {
         Compiler::new(text)
             .compile(doc)
             .map_err(|ds| {
-                LoadError::new(file, ds.into_iter().map(|d| d.locate(file, text)).collect())
+                let lines = crate::error::Lines::of(text);
+                LoadError::new(
+                    file,
+                    ds.into_iter().map(|d| d.locate_in(file, &lines)).collect(),
+                )
             })
             .map(|mut rs| {
                 rs.origin = Some(Arc::new((file.to_owned(), text.to_owned())));
@@ -499,7 +503,13 @@ impl RuleSet {
                 &self.doc,
             );
             match self.origin.as_deref() {
-                Some((file, text)) => found.into_iter().map(|d| d.locate(file, text)).collect(),
+                Some((file, text)) => {
+                    let lines = crate::error::Lines::of(text);
+                    found
+                        .into_iter()
+                        .map(|d| d.locate_in(file, &lines))
+                        .collect()
+                }
                 None => found,
             }
         })
@@ -1329,22 +1339,27 @@ impl<'t> Compiler<'t> {
                 }
             }
         }
-        let derived_ids: Vec<&String> = doc.derived.keys().collect();
         let mut derived_info = DerivedInfo::new(&derived_conds);
-        for (i, id) in derived_ids.iter().enumerate() {
-            if derived_info.on_cycle(i) {
-                let span = doc.derived.get(*id).map(|d| d.when.span());
-                let mut d = Diagnostic::new(
-                    ErrorKind::Circular,
-                    format!("derived fact `{id}` depends on itself"),
-                )
-                .rule(id)
-                .field("when");
-                if let Some(s) = span {
-                    d = d.at(s);
-                }
-                self.push(d);
-            }
+        let chains = derived_info.chains();
+        for ((id, d), chain) in doc.derived.iter().zip(&chains) {
+            let message = match chain {
+                Chain::Cycle => format!("derived fact `{id}` depends on itself"),
+                // Only the first fact past the limit on each chain is reported.
+                Chain::Levels(n) if *n == MAX_DERIVED_LEVELS + 1 => format!(
+                    "derived fact `{id}` builds on derived facts more than {MAX_DERIVED_LEVELS} deep (a derived fact that reads another is a level); write part of the chain out"
+                ),
+                Chain::Levels(_) | Chain::OnCycle => continue,
+            };
+            let kind = match chain {
+                Chain::Cycle => ErrorKind::Circular,
+                _ => ErrorKind::Condition,
+            };
+            self.push(
+                Diagnostic::new(kind, message)
+                    .rule(id)
+                    .field("when")
+                    .at(d.when.span()),
+            );
         }
         let cyclic = self.diags.iter().any(|d| d.kind() == ErrorKind::Circular);
 
@@ -1758,6 +1773,22 @@ struct Reads {
     facts: BTreeSet<u16>,
 }
 
+/// How many levels of derived facts may build on each other: far above what people write (the
+/// shipped rule set uses 2), and low enough that compiling and explaining a condition, which
+/// descend through derived facts, stay shallow.
+const MAX_DERIVED_LEVELS: usize = 16;
+
+/// Where a derived fact stands among the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chain {
+    /// It reads itself, through others or directly.
+    Cycle,
+    /// It builds on a cycle without being on it.
+    OnCycle,
+    /// The longest chain of derived facts it builds on, itself included (1 = reads none).
+    Levels(usize),
+}
+
 /// Dependency information over derived facts.
 struct DerivedInfo<'c> {
     conds: &'c [Cond],
@@ -1768,6 +1799,7 @@ impl<'c> DerivedInfo<'c> {
         DerivedInfo { conds }
     }
 
+    /// The derived facts that derived fact `i` reads directly, each once.
     fn deps(&self, i: usize) -> Vec<usize> {
         let mut out = Vec::new();
         if let Some(c) = self.conds.get(i) {
@@ -1777,21 +1809,70 @@ impl<'c> DerivedInfo<'c> {
                 }
             });
         }
+        out.sort_unstable();
+        out.dedup();
         out
     }
 
-    fn on_cycle(&self, start: usize) -> bool {
-        let mut seen = BTreeSet::new();
-        let mut stack = self.deps(start);
-        while let Some(d) = stack.pop() {
-            if d == start {
-                return true;
-            }
-            if seen.insert(d) {
-                stack.extend(self.deps(d));
+    /// Per derived fact, whether it is on a cycle, and otherwise how long its longest chain of
+    /// derived facts is; linear in the size of the derived facts, without recursion.
+    fn chains(&self) -> Vec<Chain> {
+        let n = self.conds.len();
+        let deps: Vec<Vec<usize>> = (0..n).map(|i| self.deps(i)).collect();
+        let mut g = petgraph::Graph::<(), ()>::with_capacity(n, 0);
+        let ix: Vec<_> = (0..n).map(|_| g.add_node(())).collect();
+        for (i, ds) in deps.iter().enumerate() {
+            for &d in ds {
+                if let (Some(&a), Some(&b)) = (ix.get(i), ix.get(d)) {
+                    g.add_edge(a, b, ());
+                }
             }
         }
-        false
+        let mut out = vec![Chain::OnCycle; n];
+        for scc in petgraph::algo::kosaraju_scc(&g) {
+            let cyclic = scc.len() > 1
+                || scc.first().is_some_and(|&a| {
+                    deps.get(a.index())
+                        .is_some_and(|ds| ds.contains(&a.index()))
+                });
+            if cyclic {
+                for a in scc {
+                    if let Some(slot) = out.get_mut(a.index()) {
+                        *slot = Chain::Cycle;
+                    }
+                }
+            }
+        }
+        // Levels in dependency order (Kahn's algorithm); what builds on a cycle keeps `OnCycle`.
+        let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut waiting: Vec<usize> = deps.iter().map(Vec::len).collect();
+        for (i, ds) in deps.iter().enumerate() {
+            for &d in ds {
+                if let Some(u) = users.get_mut(d) {
+                    u.push(i);
+                }
+            }
+        }
+        let mut level = vec![1usize; n];
+        let mut ready: Vec<usize> = (0..n).filter(|&i| waiting.get(i) == Some(&0)).collect();
+        while let Some(i) = ready.pop() {
+            let l = level.get(i).copied().unwrap_or(1);
+            if let Some(slot) = out.get_mut(i) {
+                *slot = Chain::Levels(l);
+            }
+            for &u in users.get(i).map_or(&[][..], Vec::as_slice) {
+                if let Some(lu) = level.get_mut(u) {
+                    *lu = (*lu).max(l + 1);
+                }
+                if let Some(w) = waiting.get_mut(u) {
+                    *w -= 1;
+                    if *w == 0 {
+                        ready.push(u);
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// What `c` reads; call only when there is no cycle.
