@@ -145,8 +145,9 @@ proptest! {
     }
 
     /// R21: replacing a known fact with "unknown" never makes a step more permissive than the
-    /// fact's most permissive value would; and wherever some value of the fact would change a
-    /// step's status, the fact is listed as missing for that step.
+    /// fact's most permissive value would; wherever some value of the fact would change what a
+    /// step's status says now (`not-yet` and `excluded` both say "not now"), the fact is listed
+    /// as missing for that step.
     #[test]
     fn unknown_is_monotone_and_reported(seed: u64, pick: usize) {
         let rs = ruleset();
@@ -164,13 +165,15 @@ proptest! {
                 s.status.permissiveness() <= best,
                 "{}: unknown {} gives {}, more permissive than any value", s.step, def.id, s.status
             );
-            if known.iter().any(|r| r.steps[i].status != s.status) {
+            let changes = known.iter().any(|r| r.steps[i].status.now() != s.status.now());
+            if changes {
                 prop_assert!(
                     s.missing.contains(&def.id),
                     "{}: {} could change the status ({}) but is not listed as missing: {:?}",
                     s.step, def.id, s.status, s.missing
                 );
             }
+
         }
     }
 
@@ -271,4 +274,35 @@ fn generated_patients_cover_every_status() {
         }
     }
     assert_eq!(seen.len(), 5, "{seen:?}");
+}
+
+/// Issue 19: `itb-test-dose` is missing for intrathecal baclofen only where its value could
+/// change what the step says now (R12), not for a mild patient whose gate is shut anyway.
+#[test]
+fn the_test_dose_is_missing_only_where_it_could_change_intrathecal_baclofen() {
+    let rs = ruleset();
+    let base = |severity: i32| {
+        Profile::new(pathway::Date::constant(2026, 11, 22), 50)
+            .with_sex(pathway::Sex::Male)
+            .with_fact("multiple-sclerosis", true)
+            .with_fact("spasticity", true)
+            .with_fact("spasticity-distribution", "generalized")
+            .with_fact("spasticity-severity", severity)
+            .with_fact("functional-impact", true)
+            .with_fact("relies-on-tone", false)
+    };
+    let itb = |p: &Profile| {
+        let rec = rs.evaluate(p).unwrap();
+        let s = rec.step("intrathecal-baclofen").unwrap().clone();
+        (s.status, s.missing.contains(&"itb-test-dose".to_owned()))
+    };
+    // New and mild: the gate is shut by severity and history; a test dose changes nothing now.
+    assert_eq!(itb(&base(1)), (Status::NotYet, false));
+    // R12: all but the test dose hold; a positive test would open the step.
+    let due = base(3).with_step("baclofen", StepRecord::past(Outcome::Ineffective));
+    assert_eq!(itb(&due), (Status::NotYet, true));
+    assert_eq!(
+        itb(&due.clone().with_fact("itb-test-dose", "negative")).0,
+        Status::Excluded
+    );
 }

@@ -69,6 +69,22 @@ impl Status {
         }
     }
 
+    /// What the status says about now: `excluded` and `not-yet` both say "not offered now", so
+    /// both read as `not-yet`. A fact is missing for a step only where some value of it could
+    /// change this (R24).
+    ///
+    /// ```
+    /// use pathway_core::Status;
+    /// assert_eq!(Status::Excluded.now(), Status::NotYet);
+    /// assert_eq!(Status::Caution.now(), Status::Caution);
+    /// ```
+    pub fn now(self) -> Status {
+        match self {
+            Status::Excluded => Status::NotYet,
+            s => s,
+        }
+    }
+
     /// Whether the vignette contract counts the status as offered (continue, offer, caution).
     pub fn is_offered(self) -> bool {
         matches!(self, Status::Continue | Status::Offer | Status::Caution)

@@ -525,13 +525,23 @@ impl RuleSet {
             let words_start = listed.len();
             let step = u16::try_from(i).unwrap_or(u16::MAX);
             let current = p.current(step);
+            let plan = c.plans.get(i).map_or(&EMPTY_PLAN, |x| x);
             let (status, fixed) = if app != Tri::True {
-                if app == Tri::Unknown {
+                // R1 unknown: for a step it could open now, its facts are missing, and so are
+                // those the step's own status would turn on once it applies.
+                if app == Tri::Unknown && step_flags(plan, nodes, bits).may_be_given() {
                     ex.missing(c.applicability, memo, set);
+                    let input = StepIn { ex, plan, current };
+                    let mut out = Sink {
+                        memo,
+                        listed,
+                        missing: set,
+                    };
+                    decide(&input, bits, &mut out);
+                    listed.truncate(words_start);
                 }
                 (Status::NotYet, Some((RuleRef::Applicability, app)))
             } else {
-                let plan = c.plans.get(i).map_or(&EMPTY_PLAN, |x| x);
                 let input = StepIn { ex, plan, current };
                 let mut out = Sink {
                     memo,
@@ -603,6 +613,12 @@ struct Flags {
     gate_false: bool,
     offer: bool,
     caution: bool,
+    /// A caution rule's condition is true (not only possibly).
+    caution_true: bool,
+    /// Some offer rule's condition is true or unknown.
+    offer_possible: bool,
+    /// Some continue rule's condition is true or unknown.
+    continue_possible: bool,
 }
 
 impl Flags {
@@ -610,6 +626,7 @@ impl Flags {
     #[inline(always)]
     fn of(words: &[Word], bits: &[(u64, u64)]) -> Flags {
         let (mut ex, mut co, mut ga, mut gs, mut gf, mut of, mut ca) = (0, 0, 0, 0, 0, 0, 0);
+        let (mut ct, mut op, mut cp) = (0, 0, 0);
         for (m, &(t, u)) in words.iter().zip(bits) {
             ex |= m.exclude & t;
             co |= m.continues & t;
@@ -618,6 +635,9 @@ impl Flags {
             gf |= m.gate & !(t | u);
             of |= m.offer & t;
             ca |= (m.caution & t) | (m.caution_if_unknown & u);
+            ct |= m.caution & t;
+            op |= m.offer & (t | u);
+            cp |= m.continues & (t | u);
         }
         Flags {
             excluded: ex != 0,
@@ -627,6 +647,31 @@ impl Flags {
             gate_false: gf != 0,
             offer: of != 0,
             caution: ca != 0,
+            caution_true: ct != 0,
+            offer_possible: op != 0,
+            continue_possible: cp != 0,
+        }
+    }
+
+    /// Whether some values of the unknown facts would open every gate (or, with no gate, make
+    /// an offer rule true).
+    fn indicable(&self) -> bool {
+        !self.gate_false && (self.has_gate || self.offer_possible)
+    }
+
+    /// For a step that is `not-yet`: whether some values of the unknown facts would have it
+    /// offered or continued now.
+    fn may_leave_not_yet(&self) -> bool {
+        self.indicable() || self.continue_possible
+    }
+
+    /// Whether some values of the unknown facts would have the step offered, cautioned or
+    /// continued now (a true exclusion or a gate that is shut for sure rule that out).
+    fn may_be_given(&self) -> bool {
+        match self.status() {
+            Status::Excluded => false,
+            Status::NotYet => self.may_leave_not_yet(),
+            _ => true,
         }
     }
 
@@ -675,13 +720,38 @@ fn roles(
     // A rule whose condition came out false matters only if it is a gate.
     let fired = t | u | m.gate;
     let listed = shown & fired & !(u & m.silent_if_unknown);
-    // R21a: a possible contraindication is listed whatever the gates say; one whose rule
-    // waives the caution (R21d, R21e) only where it could turn an offer into a caution.
-    // R12, R24: an open question behind a gate that is shut anyway changes nothing.
-    let could_matter = m.caution_if_unknown
-        | ((m.exclude | m.caution) & all(status == Status::Offer))
-        | ((m.gate | m.offer | m.continues) & all(!flags.gate_false && !flags.excluded));
-    (decisive & listed, listed, u & could_matter)
+    (
+        decisive & listed,
+        listed,
+        u & could_matter(m, status, flags),
+    )
+}
+
+/// R24, made precise: the unknown rules whose facts could change what the step's status says
+/// now. A fact is missing when, for some values of the step's other unknown facts, its own
+/// value moves the status between continue, offer, caution and not offered now (`not-yet` and
+/// `excluded` are one outcome here: neither is offered, so a question that could only move one
+/// to the other changes nothing). True and false rules stay so whatever an unknown fact turns
+/// out to be, so only unknown rules are weighed.
+#[inline(always)]
+fn could_matter(m: &Word, status: Status, flags: &Flags) -> u64 {
+    let all = |b: bool| if b { u64::MAX } else { 0 };
+    // A recorded caution keeps the step at caution whatever an unknown one turns out to be.
+    let cautions = m.caution & all(!flags.caution_true);
+    match status {
+        Status::Excluded => 0,
+        // C4: only an exclusion overrides a continuing step.
+        Status::Continue => m.exclude,
+        // R12: an open question behind a gate that is shut anyway changes nothing, and
+        // neither does a possible exclusion of a step that cannot be offered now.
+        Status::NotYet => {
+            m.continues
+                | (m.exclude & all(flags.may_leave_not_yet()))
+                | ((m.gate | m.offer | cautions) & all(flags.indicable()))
+        }
+        Status::Caution => m.exclude | m.continues | cautions,
+        Status::Offer => m.exclude | m.continues | m.caution,
+    }
 }
 
 /// What a step's decision reads: the explainer, the step's plan and whether it is current.
@@ -723,6 +793,16 @@ fn decide(
     }
     plan.values(values, bits);
     decide_words(input, &plan.words, bits, out)
+}
+
+/// The flags of a step's rules, without listing anything.
+fn step_flags(plan: &StepPlan, values: &[Tri], bits: &mut Vec<(u64, u64)>) -> Flags {
+    if let [w] = plan.words.as_slice() {
+        let b = plan.one_word(values);
+        return Flags::of(std::slice::from_ref(w), std::slice::from_ref(&b));
+    }
+    plan.values(values, bits);
+    Flags::of(&plan.words, bits)
 }
 
 #[inline(always)]

@@ -95,7 +95,7 @@ impl Property {
                 "every `[[assert]]` of the rule set holds: where its condition holds, its steps are never in the statuses it rules out (where it may hold, never offered)"
             }
             Property::UnknownIsNeverMorePermissive => {
-                "replacing a known fact with unknown never gives a step a more permissive status than any value of the fact would, and where some value would change the status, the fact is listed as missing"
+                "replacing a known fact with unknown never gives a step a more permissive status than any value of the fact would, and where some value would change what the status says now (excluded and not-yet both say \"not now\"), the fact is listed as missing"
             }
             Property::OfferedStepsSayWhy => {
                 "every step that is offered, offered with caution or continued has a rule that decided it"
@@ -294,7 +294,7 @@ impl Spread {
                     *b = Some(b.unwrap_or(0).max(status.permissiveness()));
                 }
                 if let (Some(d), Some(u)) = (spread.differs.get_mut(i), against.get(i)) {
-                    *d |= status != *u;
+                    *d |= status.now() != u.now();
                 }
             }
         }
@@ -388,8 +388,9 @@ fn compare(
 /// For every fact the profile knows, the fact is replaced with unknown and compared with every
 /// value it can take (every code, both answers, a spread of numbers across its range): no step
 /// may get a more permissive status (`offer`/`continue` > `caution` > `not-yet` > `excluded`)
-/// than the most permissive of those, and where some value would give a different status, the
-/// fact must be among the step's missing facts. The same holds for what the profile knows only
+/// than the most permissive of those, and where some value would change what the status says
+/// now ([`Status::now`](pathway_core::Status::now): `excluded` and `not-yet` both say "not
+/// now"), the fact must be among the step's missing facts. The same holds for what the profile knows only
 /// in part: a number known as an interval (against the values in it) and a medication class
 /// that may be current (against it current and not).
 ///
