@@ -111,7 +111,8 @@ struct Kind {
 /// A patient read from a FHIR Bundle or a Pathway profile, detected from the content.
 pub struct Patient {
     pub profile: Profile,
-    pub reference: String,
+    /// The Patient's reference (`Patient/abc`); a profile names none.
+    pub reference: Option<String>,
     pub warnings: Vec<String>,
     pub unrecognized: Vec<pathway_rules::Unrecognized>,
     /// The Patient's name, where the record has one.
@@ -172,7 +173,7 @@ pub fn patient(
                 .map_err(|e| Fail::input(format!("{name}: {e}")))?;
             Ok(Patient {
                 profile,
-                reference: patient,
+                reference: Some(patient),
                 warnings: warnings.iter().map(ToString::to_string).collect(),
                 unrecognized,
                 name: patient_name,
@@ -189,7 +190,7 @@ pub fn patient(
             }
             Ok(Patient {
                 profile,
-                reference: "Patient/unknown".into(),
+                reference: None,
                 warnings: Vec::new(),
                 unrecognized: Vec::new(),
                 name: None,

@@ -130,6 +130,10 @@ enum Command {
         /// Colour: auto (on a terminal, unless NO_COLOR is set), always or never.
         #[arg(long, value_enum, default_value_t = common::Colour::Auto)]
         colour: common::Colour,
+        /// The patient a profile describes (`Patient/<id>`): the subject of the `fhir` and
+        /// `cds-hooks` formats, which a profile alone cannot name. A Bundle names its own.
+        #[arg(long, value_name = "REFERENCE")]
+        patient: Option<String>,
     },
     /// Validate and lint a rule set; report problems with file, line and column.
     Check {
@@ -345,6 +349,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
             format,
             strictness,
             colour,
+            patient,
         } => evaluate::run(
             &input,
             &content,
@@ -352,6 +357,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
             format,
             strictness.strict,
             colour,
+            patient.as_deref(),
         ),
         Command::Check { ruleset, valuesets } => check::run(&ruleset, valuesets.as_deref()),
         Command::Graph {

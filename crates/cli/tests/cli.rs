@@ -109,6 +109,68 @@ fn evaluate_reads_standard_input_and_the_other_formats() {
 }
 
 #[test]
+fn fhir_outputs_of_a_profile_name_the_patient_given_never_an_invented_one() {
+    let profile = fixture("patients/first-line-failed.json");
+    for format in ["fhir", "cds-hooks"] {
+        // A profile names no patient: refused, not written about `Patient/unknown`.
+        let o = pathway(&["evaluate", &profile, "--format", format]);
+        assert_eq!(o.status.code(), Some(2), "{format}");
+        assert!(
+            stderr(&o).contains("names no patient: pass --patient Patient/<id>"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(stdout(&o).is_empty());
+        let o = pathway(&[
+            "evaluate",
+            &profile,
+            "--format",
+            format,
+            "--patient",
+            "Patient/p-17",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains("\"Patient/p-17\""), "{format}");
+        assert!(!stdout(&o).contains("Patient/unknown"), "{format}");
+    }
+    // The text report names the patient given.
+    let o = pathway(&[
+        "evaluate",
+        &profile,
+        "--patient",
+        "Patient/p-17",
+        "--colour",
+        "never",
+    ]);
+    assert!(stdout(&o).contains("Patient/p-17"), "{}", stdout(&o));
+    // Not a reference; a Bundle about someone else.
+    let o = pathway(&[
+        "evaluate",
+        &profile,
+        "--format",
+        "fhir",
+        "--patient",
+        "p-17",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let bundle = fixture("fhir/bundles/v24-opioid-night-spasms.json");
+    let o = pathway(&[
+        "evaluate",
+        &bundle,
+        "--date",
+        DATE,
+        "--patient",
+        "Patient/other",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("not Patient/other (--patient)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn shipped_profiles_are_valid_against_the_profile_schema() {
     let profile = schema("profile");
     for entry in std::fs::read_dir(root().join("fixtures/patients")).unwrap() {
