@@ -306,3 +306,32 @@ fn the_test_dose_is_missing_only_where_it_could_change_intrathecal_baclofen() {
         Status::Excluded
     );
 }
+
+/// Issue 19, R24: a fact listed as a step's only missing fact has some value that changes what
+/// the status says now. (Over a fixed population: with several missing facts, a fact is listed
+/// where some values of the others let it change the status, which one fact alone cannot show.)
+#[test]
+fn a_steps_only_missing_fact_could_change_its_status() {
+    let rs = ruleset();
+    let mut checked = 0;
+    for p in PatientGenerator::new(rs, 11).take(3_000) {
+        let rec = rs.evaluate(&p).unwrap();
+        for (i, s) in rec.steps.iter().enumerate() {
+            let [f] = s.missing.as_slice() else { continue };
+            let Some(def) = rs.fact(f) else { continue };
+            checked += 1;
+            let changes = completions(&def.kind).into_iter().any(|v| {
+                rs.evaluate(&p.clone().with_fact(f, v))
+                    .is_ok_and(|r| r.steps[i].status.now() != s.status.now())
+            });
+            assert!(
+                changes,
+                "{}: `{f}` is its only missing fact but no value changes {} ({})",
+                s.step,
+                s.status,
+                serde_json::to_string(&p).unwrap()
+            );
+        }
+    }
+    assert!(checked > 1_000, "{checked} steps checked");
+}
