@@ -1,17 +1,37 @@
-//! `pathway._native`: the Rust core for the `pathway` Python package. Results cross as JSON
-//! text (the same shape as the CLI's `--format json`); the Python layer turns them into
-//! dicts. Every call that evaluates releases the GIL.
+//! `pathway._native`: the Rust core for the `pathway` Python package.
+//!
+//! One patient's result crosses as JSON text (the same shape as the CLI's `--format json`),
+//! which the Python layer turns into dicts. A population crosses as columns: `evaluate_table`
+//! reads the Bundles where Python or Arrow holds them (no copy of a `bytes` or an Arrow
+//! array), reads and evaluates them on every core with the GIL released, and hands back one
+//! Arrow table (one row per patient and step) built in Rust, so Python builds no object per
+//! patient. Every call that evaluates releases the GIL.
 #![forbid(unsafe_code)]
 
+use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use arrow_array::builder::{Int64Builder, ListBuilder, StringBuilder};
+use arrow_array::{
+    Array, ArrayRef, BinaryArray, BinaryViewArray, LargeBinaryArray, LargeStringArray, RecordBatch,
+    RecordBatchIterator, RecordBatchReader, StringArray, StringViewArray, make_array,
+};
+use arrow_pyarrow::{FromPyArrow, IntoPyArrow};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use pathway_core::{Date, Profile};
-use pathway_fhir::{ReadOptions, Reader, ValueSets as Vs};
-use pathway_rules::RuleSet as Rs;
+use pathway_fhir::{ReadOptions, Reader, Reading, ValueSets as Vs};
+use pathway_rules::{Evaluation, Prepared, RuleSet as Rs, Unrecognized};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use serde::Serialize;
+
+/// As `pathway batch`: the Bundle parse allocates a lot, and mimalloc serves it faster than
+/// the system allocator. Only Rust's allocations go here; Python's objects are untouched.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 create_exception!(
     _native,
@@ -132,16 +152,93 @@ impl ValueSets {
     }
 }
 
-fn text_of(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
-    if let Ok(b) = obj.downcast::<PyBytes>() {
-        return Ok(b.as_bytes().to_vec());
+const NOT_A_BUNDLE: &str = "a Bundle is given as bytes or str (its JSON)";
+
+/// One Bundle as `bytes`, which Rust reads in place. A `str` is encoded to UTF-8 once (the
+/// limited API of Python 3.9 gives no view of a `str`'s UTF-8).
+fn as_bytes<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(b.clone());
     }
-    if let Ok(s) = obj.downcast::<PyString>() {
-        return Ok(s.to_cow()?.as_bytes().to_vec());
+    if let Ok(s) = obj.cast::<PyString>() {
+        return s.encode_utf8();
     }
-    Err(PathwayError::new_err(
-        "a Bundle is given as bytes or str (its JSON)",
-    ))
+    Err(PathwayError::new_err(NOT_A_BUNDLE))
+}
+
+/// The Bundles of a population, held where Python or Arrow keeps them.
+#[derive(Default)]
+struct Population<'py> {
+    /// From a list or tuple: each Bundle as `bytes`.
+    objects: Vec<Bound<'py, PyBytes>>,
+    /// From pyarrow: the arrays (a chunked array's chunks, in order).
+    arrays: Vec<ArrayRef>,
+}
+
+impl<'py> Population<'py> {
+    /// A list or tuple of `bytes`/`str`, a pyarrow array of strings or binary (anything with
+    /// `__arrow_c_array__`), or a pyarrow chunked array of them.
+    fn gather(obj: &Bound<'py, PyAny>) -> PyResult<Population<'py>> {
+        let mut p = Population::default();
+        if let Ok(list) = obj.cast::<PyList>() {
+            p.objects = list.iter().map(|o| as_bytes(&o)).collect::<PyResult<_>>()?;
+        } else if let Ok(tuple) = obj.cast::<PyTuple>() {
+            p.objects = tuple
+                .iter()
+                .map(|o| as_bytes(&o))
+                .collect::<PyResult<_>>()?;
+        } else if obj.hasattr("__arrow_c_array__")? {
+            p.arrays.push(array(obj)?);
+        } else if obj.hasattr("chunks")? && obj.hasattr("__arrow_c_stream__")? {
+            for chunk in obj.getattr("chunks")?.try_iter()? {
+                p.arrays.push(array(&chunk?)?);
+            }
+        } else {
+            return Err(PathwayError::new_err(
+                "the Bundles are given as a list of bytes or str, or a pyarrow array of strings",
+            ));
+        }
+        Ok(p)
+    }
+
+    /// Each record's JSON, in input order; `None` for a null in an Arrow array.
+    fn records(&self) -> Vec<Option<&[u8]>> {
+        let mut out: Vec<Option<&[u8]>> = self.objects.iter().map(|b| Some(b.as_bytes())).collect();
+        for a in &self.arrays {
+            let a = a.as_any();
+            if let Some(a) = a.downcast_ref::<StringArray>() {
+                out.extend(a.iter().map(|v| v.map(str::as_bytes)));
+            } else if let Some(a) = a.downcast_ref::<LargeStringArray>() {
+                out.extend(a.iter().map(|v| v.map(str::as_bytes)));
+            } else if let Some(a) = a.downcast_ref::<StringViewArray>() {
+                out.extend(a.iter().map(|v| v.map(str::as_bytes)));
+            } else if let Some(a) = a.downcast_ref::<BinaryArray>() {
+                out.extend(a.iter());
+            } else if let Some(a) = a.downcast_ref::<LargeBinaryArray>() {
+                out.extend(a.iter());
+            } else if let Some(a) = a.downcast_ref::<BinaryViewArray>() {
+                out.extend(a.iter());
+            }
+        }
+        out
+    }
+}
+
+/// A pyarrow array of strings or binary, in place (the Arrow C data interface; checked, UTF-8
+/// included, by `arrow-pyarrow`).
+fn array(obj: &Bound<'_, PyAny>) -> PyResult<ArrayRef> {
+    let data = arrow_data::ArrayData::from_pyarrow_bound(obj)?;
+    match data.data_type() {
+        DataType::Utf8
+        | DataType::LargeUtf8
+        | DataType::Utf8View
+        | DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView => Ok(make_array(data)),
+        other => Err(PathwayError::new_err(format!(
+            "the Bundles are given as a pyarrow array of strings or binary, not of {other}"
+        ))),
+    }
 }
 
 fn date(d: &str) -> PyResult<Date> {
@@ -169,6 +266,19 @@ fn value_sets(rs: &RuleSet, vs: Option<&ValueSets>) -> PyResult<Arc<Vs>> {
     }
 }
 
+fn read_options(d: Date, strict: bool) -> ReadOptions {
+    if strict {
+        ReadOptions::strict(d)
+    } else {
+        ReadOptions::lenient(d)
+    }
+}
+
+fn workers(n: Option<usize>) -> usize {
+    n.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1)
+}
+
 /// Why one Bundle could not be evaluated.
 enum Failure {
     Fhir(String),
@@ -184,57 +294,163 @@ impl Failure {
             Failure::Json(m) => PathwayError::new_err(m),
         }
     }
+
+    fn message(self) -> String {
+        match self {
+            Failure::Fhir(m) | Failure::Profile(m) | Failure::Json(m) => m,
+        }
+    }
 }
 
-/// Reads and evaluates one Bundle: the result as JSON, with the reading's warnings and
-/// unrecognised records on it.
-fn one(
-    rs: &Rs,
-    reader: &Reader<'_>,
-    bytes: &[u8],
-    opts: &ReadOptions,
-    summary: bool,
-) -> Result<String, Failure> {
-    let reading = reader
-        .read_bundle(bytes, opts)
-        .map_err(|e| Failure::Fhir(e.to_string()))?;
-    if summary {
-        // Per step: status, decisive rule ids, missing facts (as `pathway batch --detail
-        // summary`), from the compact evaluation.
-        let p = rs
-            .prepare(&reading.profile)
-            .map_err(|e| Failure::Profile(e.to_string()))?;
-        let mut eval = pathway_rules::Evaluation::default();
-        rs.evaluate_into(&p, &mut eval);
-        let steps: Vec<serde_json::Value> = eval
+/// Reads and evaluates Bundles into reusable buffers (as `pathway batch`'s workers do).
+struct Evaluator<'a> {
+    rs: &'a Rs,
+    reader: &'a Reader<'a>,
+    opts: &'a ReadOptions,
+    prepared: Prepared,
+    eval: Evaluation,
+}
+
+impl<'a> Evaluator<'a> {
+    fn new(rs: &'a Rs, reader: &'a Reader<'a>, opts: &'a ReadOptions) -> Self {
+        Evaluator {
+            rs,
+            reader,
+            opts,
+            prepared: Prepared::default(),
+            eval: Evaluation::default(),
+        }
+    }
+
+    /// Reads one Bundle and evaluates it into `self.eval`; on failure, the patient's id when
+    /// the Bundle could be read.
+    fn run(&mut self, bytes: &[u8]) -> Result<Reading, (Option<String>, Failure)> {
+        let reading = self
+            .reader
+            .read_bundle(bytes, self.opts)
+            .map_err(|e| (None, Failure::Fhir(e.to_string())))?;
+        if let Err(e) = self.rs.prepare_into(&reading.profile, &mut self.prepared) {
+            return Err((Some(reading.patient), Failure::Profile(e.to_string())));
+        }
+        self.rs.evaluate_into(&self.prepared, &mut self.eval);
+        Ok(reading)
+    }
+
+    /// One Bundle's result as JSON: the summary (per step: status, decisive rule ids, missing
+    /// facts, as `pathway batch --detail summary`) or the full result.
+    fn json(&mut self, bytes: &[u8], summary: bool) -> Result<String, Failure> {
+        if !summary {
+            let reading = self
+                .reader
+                .read_bundle(bytes, self.opts)
+                .map_err(|e| Failure::Fhir(e.to_string()))?;
+            let mut rec = self
+                .rs
+                .evaluate(&reading.profile)
+                .map_err(|e| Failure::Profile(e.to_string()))?;
+            reading.annotate(&mut rec);
+            let mut v = serde_json::to_value(&rec).map_err(|e| Failure::Json(e.to_string()))?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("patient".into(), reading.patient.into());
+            }
+            return serde_json::to_string(&v).map_err(|e| Failure::Json(e.to_string()));
+        }
+        let reading = self.run(bytes).map_err(|(_, f)| f)?;
+        let rs = self.rs;
+        let steps = self
+            .eval
             .steps(rs)
-            .map(|s| {
-                serde_json::json!({
-                    "step": s.step.id.as_str(),
-                    "status": s.status,
-                    "rules": s.reasons().filter(|r| r.decisive()).map(|r| r.rule_id()).collect::<Vec<_>>(),
-                    "missing": s.missing().collect::<Vec<_>>(),
+            .map(|s| StepSummary {
+                step: s.step.id.as_str(),
+                status: s.status.as_str(),
+                rules: s
+                    .reasons()
+                    .filter(|r| r.decisive())
+                    .map(|r| r.rule_id())
+                    .collect(),
+                missing: s.missing().collect(),
+            })
+            .collect();
+        let warnings: Vec<String> = reading.warnings.iter().map(ToString::to_string).collect();
+        serde_json::to_string(&Summary {
+            patient: &reading.patient,
+            applicable: self.eval.applicable(),
+            steps,
+            warnings,
+            unrecognized: &reading.unrecognized,
+        })
+        .map_err(|e| Failure::Json(e.to_string()))
+    }
+}
+
+/// The summary of one patient (the keys in this order, always present).
+#[derive(Serialize)]
+struct Summary<'a> {
+    patient: &'a str,
+    applicable: bool,
+    steps: Vec<StepSummary<'a>>,
+    warnings: Vec<String>,
+    unrecognized: &'a [Unrecognized],
+}
+
+#[derive(Serialize)]
+struct StepSummary<'a> {
+    step: &'a str,
+    status: &'a str,
+    rules: Vec<&'a str>,
+    missing: Vec<&'a str>,
+}
+
+/// Runs `work` over `0..len` in chunks of `chunk` on `workers` threads, each with its own
+/// `state`; the chunks' results in order. Chunks are handed out as threads free up, so a
+/// slower core (shared with other work) takes fewer.
+fn in_chunks<S, T: Send>(
+    len: usize,
+    workers: usize,
+    chunk: usize,
+    state: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, Range<usize>) -> T + Sync,
+) -> Result<Vec<T>, Failure> {
+    let chunk = chunk.max(1);
+    let chunks = len.div_ceil(chunk);
+    let next = AtomicUsize::new(0);
+    let mut done: Vec<(usize, T)> = Vec::with_capacity(chunks);
+    let mut failed = false;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers.clamp(1, chunks.max(1)))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut s = state();
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= chunks {
+                            break out;
+                        }
+                        let start = i * chunk;
+                        out.push((i, work(&mut s, start..len.min(start + chunk))));
+                    }
                 })
             })
             .collect();
-        let v = serde_json::json!({
-            "patient": reading.patient,
-            "applicable": eval.applicable(),
-            "steps": steps,
-            "warnings": reading.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "unrecognized": reading.unrecognized,
-        });
-        return serde_json::to_string(&v).map_err(|e| Failure::Json(e.to_string()));
+        for h in handles {
+            match h.join() {
+                Ok(part) => done.extend(part),
+                Err(_) => failed = true,
+            }
+        }
+    });
+    if failed {
+        return Err(Failure::Json("a worker failed".into()));
     }
-    let mut rec = rs
-        .evaluate(&reading.profile)
-        .map_err(|e| Failure::Profile(e.to_string()))?;
-    reading.annotate(&mut rec);
-    let mut v = serde_json::to_value(&rec).map_err(|e| Failure::Json(e.to_string()))?;
-    if let Some(o) = v.as_object_mut() {
-        o.insert("patient".into(), reading.patient.into());
-    }
-    serde_json::to_string(&v).map_err(|e| Failure::Json(e.to_string()))
+    done.sort_unstable_by_key(|(i, _)| *i);
+    Ok(done.into_iter().map(|(_, t)| t).collect())
+}
+
+/// How many records a worker takes at a time: enough chunks to balance the threads, few
+/// enough that a large population is a few hundred record batches.
+fn chunk_size(len: usize, workers: usize) -> usize {
+    (len / (workers * 16).max(1)).clamp(16, 1024)
 }
 
 /// Evaluates one FHIR R4 Bundle (bytes or str) at `date`; the result as JSON text.
@@ -249,18 +465,14 @@ fn evaluate_bundle(
     strict: bool,
     summary: bool,
 ) -> PyResult<String> {
-    let bytes = text_of(bundle)?;
-    let d = self::date(date)?;
+    let bytes = as_bytes(bundle)?;
+    let bytes = bytes.as_bytes();
+    let opts = read_options(self::date(date)?, strict);
     let vs = value_sets(ruleset, valuesets)?;
-    let rs = Arc::clone(&ruleset.rs);
-    let opts = if strict {
-        ReadOptions::strict(d)
-    } else {
-        ReadOptions::lenient(d)
-    };
-    py.detach(move || {
-        let reader = Reader::shared(&rs, vs);
-        one(&rs, &reader, &bytes, &opts, summary)
+    let rs = &*ruleset.rs;
+    py.detach(|| {
+        let reader = Reader::shared(rs, vs);
+        Evaluator::new(rs, &reader, &opts).json(bytes, summary)
     })
     .map_err(Failure::into_py)
 }
@@ -288,55 +500,176 @@ fn evaluate_profile(py: Python<'_>, ruleset: &RuleSet, profile: &str) -> PyResul
 fn evaluate_many(
     py: Python<'_>,
     ruleset: &RuleSet,
-    bundles: Vec<Bound<'_, PyAny>>,
+    bundles: &Bound<'_, PyAny>,
     date: &str,
     valuesets: Option<&ValueSets>,
     workers: Option<usize>,
     strict: bool,
     summary: bool,
 ) -> PyResult<Vec<(Option<String>, Option<String>)>> {
-    let inputs: Vec<Vec<u8>> = bundles.iter().map(text_of).collect::<PyResult<_>>()?;
-    let d = self::date(date)?;
+    let population = Population::gather(bundles)?;
+    let records = population.records();
+    let opts = read_options(self::date(date)?, strict);
     let vs = value_sets(ruleset, valuesets)?;
-    let rs = Arc::clone(&ruleset.rs);
-    let opts = if strict {
-        ReadOptions::strict(d)
-    } else {
-        ReadOptions::lenient(d)
-    };
-    let n = workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
-    Ok(py.detach(move || {
-        let reader = Reader::shared(&rs, vs);
-        let chunk = inputs.len().div_ceil(n).max(1);
-        let mut out: Vec<(Option<String>, Option<String>)> = Vec::with_capacity(inputs.len());
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = inputs
-                .chunks(chunk)
-                .map(|part| {
-                    let (rs, reader, opts) = (&rs, &reader, &opts);
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|b| match one(rs, reader, b, opts, summary) {
-                                Ok(j) => (Some(j), None),
-                                Err(Failure::Fhir(m) | Failure::Profile(m) | Failure::Json(m)) => {
-                                    (None, Some(m))
-                                }
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            for h in handles {
-                match h.join() {
-                    Ok(part) => out.extend(part),
-                    Err(_) => out.push((None, Some("a worker failed".into()))),
+    let rs = &*ruleset.rs;
+    let n = self::workers(workers);
+    let parts = py
+        .detach(|| {
+            let reader = Reader::shared(rs, vs);
+            in_chunks(
+                records.len(),
+                n,
+                chunk_size(records.len(), n),
+                || Evaluator::new(rs, &reader, &opts),
+                |ev, range| {
+                    records
+                        .get(range)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|b| match ev.json(b.unwrap_or_default(), summary) {
+                            Ok(j) => (Some(j), None),
+                            Err(f) => (None, Some(f.message())),
+                        })
+                        .collect::<Vec<_>>()
+                },
+            )
+        })
+        .map_err(Failure::into_py)?;
+    Ok(parts.into_iter().flatten().collect())
+}
+
+/// The columns of `evaluate_table`: one row per patient and step, or one row for a record
+/// that could not be evaluated.
+fn table_schema() -> SchemaRef {
+    let list = || DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    Arc::new(Schema::new(vec![
+        Field::new("record", DataType::Int64, true),
+        Field::new("patient", DataType::Utf8, true),
+        Field::new("step", DataType::Utf8, true),
+        Field::new("status", DataType::Utf8, true),
+        Field::new("rules", list(), true),
+        Field::new("missing", list(), true),
+        Field::new("error", DataType::Utf8, true),
+    ]))
+}
+
+/// One chunk's rows, built in place.
+struct Columns {
+    record: Int64Builder,
+    patient: StringBuilder,
+    step: StringBuilder,
+    status: StringBuilder,
+    rules: ListBuilder<StringBuilder>,
+    missing: ListBuilder<StringBuilder>,
+    error: StringBuilder,
+}
+
+impl Columns {
+    fn new(rows: usize) -> Columns {
+        Columns {
+            record: Int64Builder::with_capacity(rows),
+            patient: StringBuilder::with_capacity(rows, rows * 16),
+            step: StringBuilder::with_capacity(rows, rows * 12),
+            status: StringBuilder::with_capacity(rows, rows * 7),
+            rules: ListBuilder::with_capacity(StringBuilder::new(), rows),
+            missing: ListBuilder::with_capacity(StringBuilder::new(), rows),
+            error: StringBuilder::with_capacity(rows, 0),
+        }
+    }
+
+    /// The rows of one record: its steps, or one row with why it failed.
+    fn add(&mut self, ev: &mut Evaluator<'_>, record: usize, bytes: Option<&[u8]>) {
+        let record = i64::try_from(record).unwrap_or(i64::MAX);
+        let failure = match bytes.map(|b| ev.run(b)) {
+            Some(Ok(reading)) => {
+                for s in ev.eval.steps(ev.rs) {
+                    self.record.append_value(record);
+                    self.patient.append_value(&reading.patient);
+                    self.step.append_value(s.step.id.as_str());
+                    self.status.append_value(s.status.as_str());
+                    for r in s.reasons().filter(|r| r.decisive()) {
+                        self.rules.values().append_value(r.rule_id());
+                    }
+                    self.rules.append(true);
+                    for m in s.missing() {
+                        self.missing.values().append_value(m);
+                    }
+                    self.missing.append(true);
+                    self.error.append_null();
                 }
+                return;
             }
-        });
-        out
-    }))
+            Some(Err(failed)) => failed,
+            None => (None, Failure::Fhir("no Bundle: the value is null".into())),
+        };
+        let (patient, why) = failure;
+        self.record.append_value(record);
+        self.patient.append_option(patient);
+        self.step.append_null();
+        self.status.append_null();
+        self.rules.append(true);
+        self.missing.append(true);
+        self.error.append_value(why.message());
+    }
+
+    fn finish(mut self, schema: SchemaRef) -> Result<RecordBatch, ArrowError> {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.record.finish()),
+            Arc::new(self.patient.finish()),
+            Arc::new(self.step.finish()),
+            Arc::new(self.status.finish()),
+            Arc::new(self.rules.finish()),
+            Arc::new(self.missing.finish()),
+            Arc::new(self.error.finish()),
+        ];
+        RecordBatch::try_new(schema, columns)
+    }
+}
+
+/// Evaluates a population into a `pyarrow.Table`, one row per patient and step (`record`,
+/// `patient`, `step`, `status`, `rules`, `missing`, `error`), on `workers` threads (default:
+/// every core) with the GIL released. The Bundles are read where they are held: a list of
+/// `bytes` (or `str`, encoded once), or a pyarrow array or chunked array of strings or binary.
+#[pyfunction]
+#[pyo3(signature = (ruleset, bundles, date, valuesets=None, workers=None, strict=false))]
+fn evaluate_table<'py>(
+    py: Python<'py>,
+    ruleset: &RuleSet,
+    bundles: &Bound<'py, PyAny>,
+    date: &str,
+    valuesets: Option<&ValueSets>,
+    workers: Option<usize>,
+    strict: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let population = Population::gather(bundles)?;
+    let records = population.records();
+    let opts = read_options(self::date(date)?, strict);
+    let vs = value_sets(ruleset, valuesets)?;
+    let rs = &*ruleset.rs;
+    let n = self::workers(workers);
+    let schema = table_schema();
+    let steps = rs.ladder().len().max(1);
+    let batches = py
+        .detach(|| {
+            let reader = Reader::shared(rs, vs);
+            in_chunks(
+                records.len(),
+                n,
+                chunk_size(records.len(), n),
+                || Evaluator::new(rs, &reader, &opts),
+                |ev, range| {
+                    let mut cols = Columns::new(range.len() * steps);
+                    for i in range {
+                        cols.add(ev, i, records.get(i).copied().flatten());
+                    }
+                    cols.finish(Arc::clone(&schema))
+                },
+            )
+        })
+        .map_err(Failure::into_py)?;
+    let reader: Box<dyn RecordBatchReader + Send> =
+        Box::new(RecordBatchIterator::new(batches, schema));
+    reader.into_pyarrow(py)?.call_method0("read_all")
 }
 
 #[pymodule]
@@ -346,6 +679,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(evaluate_bundle, m)?)?;
     m.add_function(wrap_pyfunction!(evaluate_profile, m)?)?;
     m.add_function(wrap_pyfunction!(evaluate_many, m)?)?;
+    m.add_function(wrap_pyfunction!(evaluate_table, m)?)?;
     let py = m.py();
     m.add("PathwayError", py.get_type::<PathwayError>())?;
     m.add("RuleSetError", py.get_type::<RuleSetError>())?;

@@ -10,12 +10,19 @@ A result is a dict of the same shape as ``pathway evaluate --format json`` (plus
 for each step of the ladder its ``status`` (continue, offer, caution, not-yet, excluded), the
 ``reasons`` (rules, texts, sources, facts and the records behind them) and the ``missing``
 facts; the record's ``warnings`` and ``unrecognized`` records beside them.
+
+A population goes faster as a table: :func:`evaluate_table` returns a ``pyarrow.Table`` with one
+row per patient and step (``record``, ``patient``, ``step``, ``status``, ``rules``, ``missing``,
+``error``), built in Rust on every core, so no Python object is made per patient::
+
+    table = pathway.evaluate_table(rules, open("population.ndjson", "rb").read().splitlines(),
+                                   date="2026-11-22")
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from . import _native
 from ._native import (
@@ -28,12 +35,16 @@ from ._native import (
     ValueSets,
 )
 
+if TYPE_CHECKING:
+    import pyarrow
+
 __all__ = [
     "RuleSet",
     "ValueSets",
     "evaluate_bundle",
     "evaluate_profile",
     "evaluate_many",
+    "evaluate_table",
     "PathwayError",
     "RuleSetError",
     "ValueSetError",
@@ -77,7 +88,48 @@ def evaluate_many(
     """Evaluates many Bundles on ``workers`` threads (default: every core), the GIL released.
 
     Returns, in input order, ``(result, None)`` or ``(None, why it could not be evaluated)``.
-    ``summary`` as for :func:`evaluate_bundle`.
+    ``summary`` as for :func:`evaluate_bundle`. Building a dict per patient costs more than
+    evaluating it: for a population, :func:`evaluate_table` is several times faster.
     """
-    out = _native.evaluate_many(ruleset, list(bundles), date, valuesets, workers, strict, summary)
+    out = _native.evaluate_many(ruleset, _population(bundles), date, valuesets, workers, strict, summary)
     return [(json.loads(r) if r is not None else None, e) for r, e in out]
+
+
+def evaluate_table(
+    ruleset: RuleSet,
+    bundles: Union[Iterable[Bundle], "pyarrow.Array", "pyarrow.ChunkedArray"],
+    date: str,
+    valuesets: Optional[ValueSets] = None,
+    workers: Optional[int] = None,
+    strict: bool = False,
+) -> "pyarrow.Table":
+    """Evaluates a population into a ``pyarrow.Table``: the fast path for many patients.
+
+    ``bundles``: FHIR R4 Bundles as a list of ``bytes`` (read in place) or ``str`` (encoded
+    once), or a pyarrow ``Array``/``ChunkedArray`` of strings or binary (read in place through
+    the Arrow C data interface, e.g. a Spark ``mapInArrow`` batch's column). They are read and
+    evaluated on ``workers`` threads (default: every core) with the GIL released, and the table
+    is built in Rust. Needs ``pyarrow``.
+
+    One row per patient and step, patients in input order and steps in ladder order, with the
+    content of ``pathway batch --detail summary``:
+
+    - ``record`` (int64): the Bundle's position in ``bundles``
+    - ``patient`` (string): the Patient's id (``Patient/...``)
+    - ``step``, ``status`` (string): the step and its status
+    - ``rules`` (list<string>): the decisive rule ids
+    - ``missing`` (list<string>): the facts whose absence could change the step
+    - ``error`` (string): null, or why the record could not be evaluated: such a record has one
+      row, with ``step`` and ``status`` null, empty lists, and ``patient`` when it was read
+      (a bad record is reported there, as :func:`evaluate_many` reports it, never raised)
+    """
+    import pyarrow  # noqa: F401  (the table is a pyarrow object)
+
+    return _native.evaluate_table(ruleset, _population(bundles), date, valuesets, workers, strict)
+
+
+def _population(bundles: Any) -> Any:
+    """Lists, tuples and Arrow arrays go to Rust as they are; other iterables become a list."""
+    if isinstance(bundles, (list, tuple)) or hasattr(bundles, "__arrow_c_array__") or hasattr(bundles, "chunks"):
+        return bundles
+    return list(bundles)

@@ -1,4 +1,4 @@
-from typing import List, Optional, Tuple, Union
+from typing import Any, List, Optional, Tuple, Union
 
 class PathwayError(Exception): ...
 class RuleSetError(PathwayError): ...
@@ -33,10 +33,18 @@ def evaluate_bundle(
 def evaluate_profile(ruleset: RuleSet, profile: str) -> str: ...
 def evaluate_many(
     ruleset: RuleSet,
-    bundles: List[Union[bytes, str]],
+    bundles: Union[List[Union[bytes, str]], Tuple[Union[bytes, str], ...], Any],
     date: str,
     valuesets: Optional[ValueSets] = ...,
     workers: Optional[int] = ...,
     strict: bool = ...,
     summary: bool = ...,
 ) -> List[Tuple[Optional[str], Optional[str]]]: ...
+def evaluate_table(
+    ruleset: RuleSet,
+    bundles: Union[List[Union[bytes, str]], Tuple[Union[bytes, str], ...], Any],
+    date: str,
+    valuesets: Optional[ValueSets] = ...,
+    workers: Optional[int] = ...,
+    strict: bool = ...,
+) -> Any: ...
