@@ -1,8 +1,10 @@
 """A population in a Spark DataFrame through Pathway: one row per patient and step.
 
-The DataFrame holds one FHIR R4 Bundle (JSON text) per row, column ``bundle``; each executor
-loads the rule set once and evaluates its partitions with ``evaluate_many`` (threads, the GIL
-released). The result has a typed schema:
+The DataFrame holds one FHIR R4 Bundle (JSON text) per row, column ``bundle``; each task loads
+the rule set once and hands each Arrow batch's ``bundle`` column to ``evaluate_table``, which
+reads it in place, evaluates it on the executor's cores with the GIL released and returns the
+rows as an Arrow table built in Rust (no Python object per patient). The result has a typed
+schema:
 
     patient STRING, step STRING, status STRING, rules ARRAY<STRING>, missing ARRAY<STRING>,
     error STRING (why a record could not be evaluated; then step and status are null)
@@ -32,30 +34,23 @@ _ARROW = pa.schema(
 )
 
 
-def _evaluate(batches: Iterator[pa.RecordBatch], date: str) -> Iterator[pa.RecordBatch]:
+def _evaluate(batches: Iterator[pa.RecordBatch], date: str, workers: int) -> Iterator[pa.RecordBatch]:
     import pathway  # on the executor
 
     rules = pathway.RuleSet.ms_spasticity()  # once per task, not per row
     for batch in batches:
-        bundles = batch.column("bundle").to_pylist()
-        rows = {name: [] for name in _ARROW.names}
-
-        def add(patient, step, status, rules_, missing, error):
-            for k, v in zip(_ARROW.names, (patient, step, status, rules_, missing, error)):
-                rows[k].append(v)
-
-        for result, error in pathway.evaluate_many(rules, bundles, date=date, summary=True):
-            if result is None:
-                add(None, None, None, [], [], error)
-                continue
-            for s in result["steps"]:
-                add(result["patient"], s["step"], s["status"], s["rules"], s["missing"], None)
-        yield pa.RecordBatch.from_pydict(rows, schema=_ARROW)
+        table = pathway.evaluate_table(rules, batch.column("bundle"), date=date, workers=workers)
+        # The table's own `record` column (the row's place in this batch) is not kept.
+        yield from table.select(_ARROW.names).to_batches()
 
 
-def evaluate_population(df, date: str):
-    """One row per patient and step, for a DataFrame with a ``bundle`` column of JSON text."""
-    return df.select("bundle").mapInArrow(lambda it: _evaluate(it, date), SCHEMA)
+def evaluate_population(df, date: str, workers: int = 1):
+    """One row per patient and step, for a DataFrame with a ``bundle`` column of JSON text.
+
+    ``workers``: threads per task. Spark already runs one task per core, so 1 keeps each core
+    busy without oversubscribing it; more helps only when there are fewer partitions than cores.
+    """
+    return df.select("bundle").mapInArrow(lambda it: _evaluate(it, date, workers), SCHEMA)
 
 
 def main() -> None:
