@@ -19,14 +19,13 @@ use arrow_array::{
 };
 use arrow_pyarrow::{FromPyArrow, IntoPyArrow};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
-use pathway_core::{Date, Profile};
+use pathway_core::{Date, Profile, Status};
 use pathway_fhir::{ReadOptions, Reader, Reading, ValueSets as Vs};
 use pathway_rules::{Evaluation, Prepared, RuleSet as Rs, Unrecognized};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
-use serde::Serialize;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 /// As `pathway batch`: the Bundle parse allocates a lot, and mimalloc serves it faster than
 /// the system allocator. Only Rust's allocations go here; Python's objects are untouched.
@@ -336,69 +335,24 @@ impl<'a> Evaluator<'a> {
         Ok(reading)
     }
 
-    /// One Bundle's result as JSON: the summary (per step: status, decisive rule ids, missing
-    /// facts, as `pathway batch --detail summary`) or the full result.
-    fn json(&mut self, bytes: &[u8], summary: bool) -> Result<String, Failure> {
-        if !summary {
-            let reading = self
-                .reader
-                .read_bundle(bytes, self.opts)
-                .map_err(|e| Failure::Fhir(e.to_string()))?;
-            let mut rec = self
-                .rs
-                .evaluate(&reading.profile)
-                .map_err(|e| Failure::Profile(e.to_string()))?;
-            reading.annotate(&mut rec);
-            let mut v = serde_json::to_value(&rec).map_err(|e| Failure::Json(e.to_string()))?;
-            if let Some(o) = v.as_object_mut() {
-                o.insert("patient".into(), reading.patient.into());
-            }
-            return serde_json::to_string(&v).map_err(|e| Failure::Json(e.to_string()));
+    /// One Bundle's full result as JSON, with the reading's warnings and unrecognised records
+    /// on it and the patient's id.
+    fn json(&mut self, bytes: &[u8]) -> Result<String, Failure> {
+        let reading = self
+            .reader
+            .read_bundle(bytes, self.opts)
+            .map_err(|e| Failure::Fhir(e.to_string()))?;
+        let mut rec = self
+            .rs
+            .evaluate(&reading.profile)
+            .map_err(|e| Failure::Profile(e.to_string()))?;
+        reading.annotate(&mut rec);
+        let mut v = serde_json::to_value(&rec).map_err(|e| Failure::Json(e.to_string()))?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("patient".into(), reading.patient.into());
         }
-        let reading = self.run(bytes).map_err(|(_, f)| f)?;
-        let rs = self.rs;
-        let steps = self
-            .eval
-            .steps(rs)
-            .map(|s| StepSummary {
-                step: s.step.id.as_str(),
-                status: s.status.as_str(),
-                rules: s
-                    .reasons()
-                    .filter(|r| r.decisive())
-                    .map(|r| r.rule_id())
-                    .collect(),
-                missing: s.missing().collect(),
-            })
-            .collect();
-        let warnings: Vec<String> = reading.warnings.iter().map(ToString::to_string).collect();
-        serde_json::to_string(&Summary {
-            patient: &reading.patient,
-            applicable: self.eval.applicable(),
-            steps,
-            warnings,
-            unrecognized: &reading.unrecognized,
-        })
-        .map_err(|e| Failure::Json(e.to_string()))
+        serde_json::to_string(&v).map_err(|e| Failure::Json(e.to_string()))
     }
-}
-
-/// The summary of one patient (the keys in this order, always present).
-#[derive(Serialize)]
-struct Summary<'a> {
-    patient: &'a str,
-    applicable: bool,
-    steps: Vec<StepSummary<'a>>,
-    warnings: Vec<String>,
-    unrecognized: &'a [Unrecognized],
-}
-
-#[derive(Serialize)]
-struct StepSummary<'a> {
-    step: &'a str,
-    status: &'a str,
-    rules: Vec<&'a str>,
-    missing: Vec<&'a str>,
 }
 
 /// Runs `work` over `0..len` in chunks of `chunk` on `workers` threads, each with its own
@@ -453,7 +407,268 @@ fn chunk_size(len: usize, workers: usize) -> usize {
     (len / (workers * 16).max(1)).clamp(16, 1024)
 }
 
-/// Evaluates one FHIR R4 Bundle (bytes or str) at `date`; the result as JSON text.
+/// One record's outcome as Python sees it: `(result, None)` or `(None, why it failed)`.
+type Outcome = (Option<Py<PyAny>>, Option<String>);
+
+/// Summaries of a chunk of records, compact and with no Python in them: made by a worker with
+/// the GIL released, turned into dicts by the thread that holds it.
+#[derive(Default)]
+struct Summaries {
+    /// Rule ids and fact names, one after another.
+    names: String,
+    /// Per step, in order: its status, then how many decisive rules and missing facts.
+    steps: Vec<(Status, u16, u16)>,
+    /// The rule ids and missing facts of the steps, in order, as ranges of `names`.
+    spans: Vec<Range<usize>>,
+    records: Vec<Result<Compact, String>>,
+}
+
+/// The per-patient part of a summary.
+struct Compact {
+    patient: String,
+    applicable: bool,
+    warnings: Vec<String>,
+    unrecognized: Vec<Unrecognized>,
+}
+
+impl Summaries {
+    fn add(&mut self, ev: &mut Evaluator<'_>, bytes: Option<&[u8]>) {
+        match bytes.map(|b| ev.run(b)) {
+            Some(Ok(reading)) => self.ok(ev, reading),
+            Some(Err((_, f))) => self.records.push(Err(f.message())),
+            None => self
+                .records
+                .push(Err("no Bundle: the value is null".into())),
+        }
+    }
+
+    /// A record read and evaluated into `ev`.
+    fn ok(&mut self, ev: &Evaluator<'_>, reading: Reading) {
+        for s in ev.eval.steps(ev.rs) {
+            let mut name = |n: &str| {
+                let start = self.names.len();
+                self.names.push_str(n);
+                self.spans.push(start..self.names.len());
+            };
+            let (mut rules, mut missing) = (0u16, 0u16);
+            for r in s.reasons().filter(|r| r.decisive()) {
+                name(r.rule_id());
+                rules = rules.saturating_add(1);
+            }
+            for m in s.missing() {
+                name(m);
+                missing = missing.saturating_add(1);
+            }
+            self.steps.push((s.status, rules, missing));
+        }
+        self.records.push(Ok(Compact {
+            patient: reading.patient,
+            applicable: ev.eval.applicable(),
+            warnings: reading.warnings.iter().map(ToString::to_string).collect(),
+            unrecognized: reading.unrecognized,
+        }));
+    }
+}
+
+/// Builds summary dicts (the keys and values of `evaluate_bundle(..., summary=True)`), with
+/// the strings that recur (keys, step ids, statuses, rule ids, fact names) made once.
+struct Dicts<'py> {
+    py: Python<'py>,
+    keys: [Bound<'py, PyString>; 13],
+    steps: Vec<Bound<'py, PyString>>,
+    statuses: Vec<Bound<'py, PyString>>,
+    names: std::collections::HashMap<Box<str>, Bound<'py, PyString>>,
+}
+
+impl<'py> Dicts<'py> {
+    fn new(py: Python<'py>, rs: &Rs) -> Dicts<'py> {
+        let s = |t: &str| PyString::intern(py, t);
+        Dicts {
+            py,
+            keys: [
+                "patient",
+                "applicable",
+                "steps",
+                "warnings",
+                "unrecognized",
+                "step",
+                "status",
+                "rules",
+                "missing",
+                "resource",
+                "kind",
+                "text",
+                "codes",
+            ]
+            .map(s),
+            steps: rs.ladder().steps().map(|st| s(st.id.as_str())).collect(),
+            statuses: Status::ALL.iter().map(|st| s(st.as_str())).collect(),
+            names: std::collections::HashMap::new(),
+        }
+    }
+
+    fn name(&mut self, n: &str) -> Bound<'py, PyString> {
+        if let Some(v) = self.names.get(n) {
+            return v.clone();
+        }
+        let v = PyString::new(self.py, n);
+        self.names.insert(n.into(), v.clone());
+        v
+    }
+
+    /// The next `count` names of a chunk, as a list.
+    fn names(
+        &mut self,
+        all: &str,
+        spans: &mut impl Iterator<Item = Range<usize>>,
+        count: u16,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let l = PyList::empty(self.py);
+        for span in spans.take(usize::from(count)) {
+            l.append(self.name(all.get(span).unwrap_or_default()))?;
+        }
+        Ok(l)
+    }
+
+    /// The chunk's results as `(dict, None)` or `(None, error)`, in order.
+    fn build(&mut self, c: Summaries) -> PyResult<Vec<Outcome>> {
+        let py = self.py;
+        let [
+            k_patient,
+            k_applicable,
+            k_steps,
+            k_warnings,
+            k_unrecognized,
+            k_step,
+            k_status,
+            k_rules,
+            k_missing,
+            k_resource,
+            k_kind,
+            k_text,
+            k_codes,
+        ] = self.keys.clone();
+        let mut steps = c.steps.into_iter();
+        let mut spans = c.spans.into_iter();
+        let mut out = Vec::with_capacity(c.records.len());
+        for rec in c.records {
+            let rec = match rec {
+                Ok(r) => r,
+                Err(e) => {
+                    out.push((None, Some(e)));
+                    continue;
+                }
+            };
+            let list = PyList::empty(py);
+            for step_id in self.steps.clone() {
+                let Some((status, rules, missing)) = steps.next() else {
+                    break;
+                };
+                let d = PyDict::new(py);
+                d.set_item(&k_step, step_id)?;
+                let at = Status::ALL.iter().position(|x| *x == status).unwrap_or(0);
+                d.set_item(&k_status, self.statuses.get(at))?;
+                d.set_item(&k_rules, self.names(&c.names, &mut spans, rules)?)?;
+                d.set_item(&k_missing, self.names(&c.names, &mut spans, missing)?)?;
+                list.append(d)?;
+            }
+            let unrecognized = PyList::empty(py);
+            for u in &rec.unrecognized {
+                let d = PyDict::new(py);
+                d.set_item(&k_resource, &u.resource)?;
+                d.set_item(&k_kind, &u.kind)?;
+                d.set_item(&k_text, &u.text)?;
+                d.set_item(&k_codes, &u.codes)?;
+                unrecognized.append(d)?;
+            }
+            let d = PyDict::new(py);
+            d.set_item(&k_patient, rec.patient)?;
+            d.set_item(&k_applicable, rec.applicable)?;
+            d.set_item(&k_steps, list)?;
+            d.set_item(&k_warnings, rec.warnings)?;
+            d.set_item(&k_unrecognized, unrecognized)?;
+            out.push((Some(d.into_any().unbind()), None));
+        }
+        Ok(out)
+    }
+}
+
+/// Summaries of many records as dicts: workers read and evaluate chunks with the GIL released
+/// while this thread, holding it only for that, turns finished chunks into dicts.
+fn summary_dicts(
+    py: Python<'_>,
+    rs: &Rs,
+    reader: &Reader<'_>,
+    opts: &ReadOptions,
+    records: &[Option<&[u8]>],
+    workers: usize,
+) -> PyResult<Vec<Outcome>> {
+    let len = records.len();
+    let chunk = chunk_size(len, workers);
+    let chunks = len.div_ceil(chunk);
+    let next = AtomicUsize::new(0);
+    let mut dicts = Dicts::new(py, rs);
+    let mut parts: Vec<Option<Vec<Outcome>>> = (0..chunks).map(|_| None).collect();
+    let (tx, mut rx) = std::sync::mpsc::channel::<(usize, Summaries)>();
+    let mut built: PyResult<()> = Ok(());
+    let failed = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers.clamp(1, chunks.max(1)))
+            .map(|_| {
+                let tx = tx.clone();
+                let next = &next;
+                scope.spawn(move || {
+                    let mut ev = Evaluator::new(rs, reader, opts);
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= chunks {
+                            break;
+                        }
+                        let start = i * chunk;
+                        let mut s = Summaries::default();
+                        for b in records
+                            .get(start..len.min(start + chunk))
+                            .unwrap_or_default()
+                        {
+                            s.add(&mut ev, *b);
+                        }
+                        if tx.send((i, s)).is_err() {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        loop {
+            // Wait with the GIL released; build with it held.
+            let (got, back) = py.detach(move || (rx.recv(), rx));
+            rx = back;
+            let Ok((i, s)) = got else { break };
+            match dicts.build(s) {
+                Ok(p) => {
+                    if let Some(slot) = parts.get_mut(i) {
+                        *slot = Some(p);
+                    }
+                }
+                Err(e) => {
+                    built = Err(e);
+                    next.store(chunks, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+        drop(rx);
+        handles.into_iter().any(|h| h.join().is_err())
+    });
+    built?;
+    if failed || parts.iter().any(Option::is_none) {
+        return Err(PathwayError::new_err("a worker failed"));
+    }
+    Ok(parts.into_iter().flatten().flatten().collect())
+}
+
+/// Evaluates one FHIR R4 Bundle (bytes or str) at `date`: the full result as JSON text, or
+/// (`summary`) the summary as a dict.
 #[pyfunction]
 #[pyo3(signature = (ruleset, bundle, date, valuesets=None, strict=false, summary=false))]
 fn evaluate_bundle(
@@ -464,17 +679,35 @@ fn evaluate_bundle(
     valuesets: Option<&ValueSets>,
     strict: bool,
     summary: bool,
-) -> PyResult<String> {
+) -> PyResult<Py<PyAny>> {
     let bytes = as_bytes(bundle)?;
     let bytes = bytes.as_bytes();
     let opts = read_options(self::date(date)?, strict);
     let vs = value_sets(ruleset, valuesets)?;
     let rs = &*ruleset.rs;
-    py.detach(|| {
-        let reader = Reader::shared(rs, vs);
-        Evaluator::new(rs, &reader, &opts).json(bytes, summary)
-    })
-    .map_err(Failure::into_py)
+    if !summary {
+        let json = py
+            .detach(|| {
+                let reader = Reader::shared(rs, vs);
+                Evaluator::new(rs, &reader, &opts).json(bytes)
+            })
+            .map_err(Failure::into_py)?;
+        return Ok(PyString::new(py, &json).into_any().unbind());
+    }
+    let one = py
+        .detach(|| {
+            let reader = Reader::shared(rs, vs);
+            let mut ev = Evaluator::new(rs, &reader, &opts);
+            let reading = ev.run(bytes).map_err(|(_, f)| f)?;
+            let mut s = Summaries::default();
+            s.ok(&ev, reading);
+            Ok(s)
+        })
+        .map_err(Failure::into_py)?;
+    match Dicts::new(py, rs).build(one)?.pop() {
+        Some((Some(d), _)) => Ok(d),
+        _ => Err(PathwayError::new_err("no result")),
+    }
 }
 
 /// Evaluates a Pathway profile given as JSON text; the result as JSON text.
@@ -493,7 +726,8 @@ fn evaluate_profile(py: Python<'_>, ruleset: &RuleSet, profile: &str) -> PyResul
 }
 
 /// Evaluates many Bundles on `workers` threads (default: every core) with the GIL released;
-/// per Bundle, `(result JSON, None)` or `(None, error message)`, in input order.
+/// per Bundle, in input order, `(result, None)` or `(None, error message)`: the result is the
+/// full result as JSON text, or (`summary`) the summary as a dict.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 #[pyo3(signature = (ruleset, bundles, date, valuesets=None, workers=None, strict=false, summary=false))]
@@ -506,16 +740,19 @@ fn evaluate_many(
     workers: Option<usize>,
     strict: bool,
     summary: bool,
-) -> PyResult<Vec<(Option<String>, Option<String>)>> {
+) -> PyResult<Vec<Outcome>> {
     let population = Population::gather(bundles)?;
     let records = population.records();
     let opts = read_options(self::date(date)?, strict);
     let vs = value_sets(ruleset, valuesets)?;
     let rs = &*ruleset.rs;
     let n = self::workers(workers);
+    let reader = Reader::shared(rs, vs);
+    if summary {
+        return summary_dicts(py, rs, &reader, &opts, &records, n);
+    }
     let parts = py
         .detach(|| {
-            let reader = Reader::shared(rs, vs);
             in_chunks(
                 records.len(),
                 n,
@@ -526,16 +763,23 @@ fn evaluate_many(
                         .get(range)
                         .unwrap_or_default()
                         .iter()
-                        .map(|b| match ev.json(b.unwrap_or_default(), summary) {
-                            Ok(j) => (Some(j), None),
-                            Err(f) => (None, Some(f.message())),
+                        .map(|b| match b {
+                            Some(b) => ev.json(b).map_err(Failure::message),
+                            None => Err("no Bundle: the value is null".to_owned()),
                         })
                         .collect::<Vec<_>>()
                 },
             )
         })
         .map_err(Failure::into_py)?;
-    Ok(parts.into_iter().flatten().collect())
+    Ok(parts
+        .into_iter()
+        .flatten()
+        .map(|r| match r {
+            Ok(j) => (Some(PyString::new(py, &j).into_any().unbind()), None),
+            Err(e) => (None, Some(e)),
+        })
+        .collect())
 }
 
 /// The columns of `evaluate_table`: one row per patient and step, or one row for a record

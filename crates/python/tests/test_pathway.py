@@ -116,3 +116,38 @@ def test_summary_results_equal_the_batch_summary(rules, tmp_path):
         assert [(x["step"], x["status"], x["rules"], x.get("missing", [])) for x in batch["steps"]] == [
             (x["step"], x["status"], x["rules"], x["missing"]) for x in s["steps"]
         ]
+
+
+def test_summary_dicts_equal_the_batch_summary_whole(rules, tmp_path):
+    # Summaries are built as dicts in Rust (not decoded from JSON): every key, warnings and
+    # unrecognised records included, as `pathway batch --detail summary` writes them.
+    bundles = [v["bundle"] for v in vignettes()]
+    odd = json.loads(json.dumps(bundles[0]))
+    ref = next(e["fullUrl"] for e in odd["entry"] if e["resource"]["resourceType"] == "Patient")
+    odd["entry"].append({"fullUrl": "urn:uuid:0d4b2a7e-1111-4c1c-9d1a-000000000001", "resource": {
+        "resourceType": "MedicationStatement", "id": "m-unknown", "status": "active", "subject": {"reference": ref},
+        "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                                  "code": "312940", "display": "Sertraline 50 MG Oral Tablet"}]}}})
+    odd["entry"].append({"fullUrl": "urn:uuid:0d4b2a7e-1111-4c1c-9d1a-000000000002", "resource": {
+        "resourceType": "Condition", "id": "bad", "subject": {"reference": ref}, "clinicalStatus": 5}})
+    texts = [json.dumps(b) for b in bundles + [odd]]
+    many = pathway.evaluate_many(rules, texts, date=DATE, workers=2, summary=True)
+    assert [pathway.evaluate_bundle(rules, t, date=DATE, summary=True) for t in texts] == [r for r, _ in many]
+    assert many[-1][0]["unrecognized"][0]["resource"] == "MedicationStatement/m-unknown"
+    assert "Condition/bad" in many[-1][0]["warnings"][0]
+    cli = ROOT / "target" / "debug" / "pathway"
+    if cli.exists():
+        path, out = tmp_path / "v.ndjson", tmp_path / "o.ndjson"
+        path.write_text("\n".join(texts) + "\n")
+        subprocess.run([str(cli), "batch", str(path), "--out", str(out), "--date", DATE, "--detail", "summary"], check=True, capture_output=True)
+        for (r, _), line in zip(many, out.read_text().splitlines()):
+            b = json.loads(line)
+            res = b["result"]
+            assert r == {
+                "patient": b["patient"],
+                "applicable": res["applicable"],
+                "steps": [{"step": s["step"], "status": s["status"], "rules": s["rules"], "missing": s.get("missing", [])}
+                          for s in res["steps"]],
+                "warnings": res.get("warnings", []),
+                "unrecognized": res.get("unrecognized", []),
+            }

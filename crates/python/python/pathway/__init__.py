@@ -21,8 +21,10 @@ row per patient and step (``record``, ``patient``, ``step``, ``status``, ``rules
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from . import _native
 from ._native import (
@@ -68,7 +70,7 @@ def evaluate_bundle(
     ``summary=True`` gives, per step, only its status, decisive rule ids and missing facts
     (as ``pathway batch --detail summary``): a fraction of the cost of the full explanation.
     """
-    return json.loads(_native.evaluate_bundle(ruleset, bundle, date, valuesets, strict, summary))
+    return _dict(_native.evaluate_bundle(ruleset, bundle, date, valuesets, strict, summary))
 
 
 def evaluate_profile(ruleset: RuleSet, profile: Dict[str, Any]) -> Dict[str, Any]:
@@ -88,11 +90,13 @@ def evaluate_many(
     """Evaluates many Bundles on ``workers`` threads (default: every core), the GIL released.
 
     Returns, in input order, ``(result, None)`` or ``(None, why it could not be evaluated)``.
-    ``summary`` as for :func:`evaluate_bundle`. Building a dict per patient costs more than
-    evaluating it: for a population, :func:`evaluate_table` is several times faster.
+    ``summary`` as for :func:`evaluate_bundle`; summaries are built as dicts while the workers
+    go on evaluating. For a population, :func:`evaluate_table` (no Python object per patient)
+    is faster still.
     """
-    out = _native.evaluate_many(ruleset, _population(bundles), date, valuesets, workers, strict, summary)
-    return [(json.loads(r) if r is not None else None, e) for r, e in out]
+    with _collector_paused():
+        out = _native.evaluate_many(ruleset, _population(bundles), date, valuesets, workers, strict, summary)
+        return [(_dict(r) if r is not None else None, e) for r, e in out]
 
 
 def evaluate_table(
@@ -126,6 +130,30 @@ def evaluate_table(
     import pyarrow  # noqa: F401  (the table is a pyarrow object)
 
     return _native.evaluate_table(ruleset, _population(bundles), date, valuesets, workers, strict)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pauses Python's cyclic garbage collector while the results are built.
+
+    A population's results are millions of new lists and dicts, and each 700 new containers
+    set off a collection that walks the young ones (and, as they pile up, the older ones): that
+    was half the cost of ``evaluate_many``. The results hold no reference cycles; the
+    collector resumes as soon as they are built (the whole process's collector: another
+    thread's cycles wait for it too, never longer than this call).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _dict(result: Any) -> Dict[str, Any]:
+    """A full result comes as JSON text, a summary as a dict already."""
+    return json.loads(result) if isinstance(result, str) else result
 
 
 def _population(bundles: Any) -> Any:

@@ -1,4 +1,4 @@
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 class PathwayError(Exception): ...
 class RuleSetError(PathwayError): ...
@@ -29,7 +29,7 @@ def evaluate_bundle(
     valuesets: Optional[ValueSets] = ...,
     strict: bool = ...,
     summary: bool = ...,
-) -> str: ...
+) -> Union[str, Dict[str, Any]]: ...
 def evaluate_profile(ruleset: RuleSet, profile: str) -> str: ...
 def evaluate_many(
     ruleset: RuleSet,
@@ -39,7 +39,7 @@ def evaluate_many(
     workers: Optional[int] = ...,
     strict: bool = ...,
     summary: bool = ...,
-) -> List[Tuple[Optional[str], Optional[str]]]: ...
+) -> List[Tuple[Optional[Union[str, Dict[str, Any]]], Optional[str]]]: ...
 def evaluate_table(
     ruleset: RuleSet,
     bundles: Union[List[Union[bytes, str]], Tuple[Union[bytes, str], ...], Any],
