@@ -12,6 +12,7 @@
 mod adversarial;
 mod cds;
 mod fhir;
+mod fhir_schema;
 mod picture;
 mod properties;
 mod real_records;
