@@ -1,8 +1,8 @@
 """A population in a Spark DataFrame through Pathway: one row per patient and step.
 
-The DataFrame holds one FHIR R4 Bundle (JSON text) per row, column ``bundle``; each task loads
-the rule set once and hands each Arrow batch's ``bundle`` column to ``evaluate_table``, which
-reads it in place, evaluates it on the executor's cores with the GIL released and returns the
+The DataFrame holds one FHIR R4 Bundle (JSON text) per row, column ``bundle``; each executor's
+Python worker loads the rule set once and hands each Arrow batch's ``bundle`` column to
+``evaluate_table``, which reads it in place, evaluates it with the GIL released and returns the
 rows as an Arrow table built in Rust (no Python object per patient). The result has a typed
 schema:
 
@@ -15,6 +15,7 @@ Run: ``python spark_population.py INPUT.ndjson OUTPUT_DIR [DATE]`` (NDJSON of Bu
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import Iterator
 
@@ -34,10 +35,19 @@ _ARROW = pa.schema(
 )
 
 
+@functools.lru_cache(maxsize=None)
+def _rules():
+    """The rule set, once per executor's Python worker (Spark reuses a worker across tasks):
+    loading it and its value sets takes a few milliseconds."""
+    import pathway  # on the executor
+
+    return pathway.RuleSet.ms_spasticity()
+
+
 def _evaluate(batches: Iterator[pa.RecordBatch], date: str, workers: int) -> Iterator[pa.RecordBatch]:
     import pathway  # on the executor
 
-    rules = pathway.RuleSet.ms_spasticity()  # once per task, not per row
+    rules = _rules()
     for batch in batches:
         table = pathway.evaluate_table(rules, batch.column("bundle"), date=date, workers=workers)
         # The table's own `record` column (the row's place in this batch) is not kept.
