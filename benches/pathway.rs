@@ -400,5 +400,123 @@ fn adversarial(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, load, evaluate, fhir, scaling, adversarial);
+/// A random rule set over the illustration's facts: `n` derived facts, each an `and`/`or` of
+/// two to four terms drawn from the facts and earlier derived facts (so sub-conditions are
+/// shared, as people write them, within the 16-level limit), and `n / 2` rules over them.
+fn random_rules(n: usize, seed: u64) -> String {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let leaves = [
+        "pregnant",
+        "knee-pain",
+        "stomach-bleed",
+        "kidney-function < 30",
+        "kidney-function >= 60",
+        "medication(blood-thinner)",
+        "age >= 65",
+    ];
+    let mut levels: Vec<usize> = Vec::new();
+    let mut t = ILLUSTRATION.to_owned();
+    for i in 0..n {
+        let k = rng.usize(2..=4);
+        let mut level = 1;
+        let terms: Vec<String> = (0..k)
+            .map(|_| {
+                let shallow: Vec<usize> = (0..i).filter(|&j| levels[j] < 15).collect();
+                if !shallow.is_empty() && rng.bool() {
+                    let j = shallow[rng.usize(..shallow.len())];
+                    level = level.max(levels[j] + 1);
+                    let neg = if rng.u8(..4) == 0 { "not " } else { "" };
+                    format!("{neg}d{j}")
+                } else {
+                    leaves[rng.usize(..leaves.len())].to_owned()
+                }
+            })
+            .collect();
+        levels.push(level);
+        let op = if rng.bool() { " and " } else { " or " };
+        t.push_str(&format!(
+            "[derived.d{i}]\nwhen = \"({})\"\ntext = \"d{i}\"\n",
+            terms.join(op)
+        ));
+    }
+    for r in 0..n / 2 {
+        let (step, effect) = [
+            ("exercise", "exclude"),
+            ("exercise", "caution"),
+            ("medicine-a", "exclude"),
+            ("medicine-b", "caution"),
+        ][r % 4];
+        t.push_str(&format!(
+            "[[rule]]\nid = \"G{r}\"\nsteps = [\"{step}\"]\neffect = \"{effect}\"\nwhen = \"d{} or d{}\"\ntext = \"g\"\nsource = [\"ILL\"]\n",
+            rng.usize(..n),
+            rng.usize(..n)
+        ));
+    }
+    t
+}
+
+/// The property behind `adversarial`: over rule sets of growing size (the families above and
+/// random ones), loading with lint and evaluating with explanations cost no more per byte of
+/// rule file at the largest size than a fixed multiple (3x) of what they cost at the smallest.
+/// Prints the table; fails the bench run if the property does not hold.
+fn growth(_: &mut Criterion) {
+    let patient = Profile::new(DATE, 40).with_fact("knee-pain", true);
+    let families: Vec<(&str, Vec<String>)> = vec![
+        ("shared-chain", [2, 4, 8, 16].map(shared_chain).to_vec()),
+        (
+            "or",
+            [25_000, 50_000, 100_000, 200_000].map(wide_or).to_vec(),
+        ),
+        (
+            "random",
+            [100, 200, 400, 800, 1_600]
+                .map(|n| random_rules(n, 7))
+                .to_vec(),
+        ),
+    ];
+    let mut times = Vec::new();
+    println!("growth: ns per byte of rule file (median of 5), load+lint and evaluate");
+    for (family, texts) in families {
+        let mut per_byte = Vec::new();
+        for text in &texts {
+            let load = median_of(&mut times, 5, |_| {
+                let start = Instant::now();
+                let rs = RuleSet::from_toml("x.toml", black_box(text)).expect("loads");
+                black_box(rs.warnings().len());
+                start.elapsed()
+            });
+            let rs = RuleSet::from_toml("x.toml", text).expect("loads");
+            let eval = median_of(&mut times, 5, |_| {
+                let start = Instant::now();
+                black_box(rs.evaluate(black_box(&patient)).expect("evaluates"));
+                start.elapsed()
+            });
+            let bytes = text.len() as f64;
+            let row = (
+                load.as_nanos() as f64 / bytes,
+                eval.as_nanos() as f64 / bytes,
+            );
+            println!(
+                "  {family:>12} {:>9} bytes  load+lint {:>8.1}  evaluate {:>8.3}",
+                text.len(),
+                row.0,
+                row.1
+            );
+            per_byte.push(row);
+        }
+        let (first, last) = (per_byte[0], per_byte[per_byte.len() - 1]);
+        for (what, a, b) in [
+            ("load+lint", first.0, last.0),
+            ("evaluate", first.1, last.1),
+        ] {
+            assert!(
+                b <= 3.0 * a,
+                "{family}: {what} costs {:.1}x as much per byte at the largest size",
+                b / a
+            );
+        }
+    }
+}
+
+criterion_group!(benches, load, evaluate, fhir, scaling, adversarial, growth);
 criterion_main!(benches);

@@ -643,91 +643,164 @@ impl Circuit {
         out: &mut Vec<Atom>,
         visits: &mut Visits,
     ) {
-        let node = |n: NodeId| values.get(n as usize).copied().unwrap_or(Tri::Unknown);
         visits.start(self.nodes.len());
         visits.todo.push(n);
         while let Some(n) = visits.todo.pop() {
-            if !visits.first(n) {
-                continue;
-            }
-            let Some(op) = self.nodes.get(n as usize) else {
-                continue;
-            };
-            let v = node(n);
-            let todo = &mut visits.todo;
-            // A conjunction is explained by all its children when true, else by those that
-            // made it false (or unknown); a disjunction the other way round.
-            let mut list = |children: &[NodeId], all: Tri| {
-                for &c in children.iter().rev() {
-                    if v == all || values.get(c as usize) == Some(&v) {
-                        todo.push(c);
-                    }
-                }
-            };
-            match *op {
-                Op::Const(_) => {}
-                Op::Bool(f)
-                | Op::Known(f)
-                | Op::Imprecise(f)
-                | Op::Code(f, _)
-                | Op::Num(f, _, _) => out.push(Atom::Fact(f)),
-                Op::Age(..) => out.push(Atom::Age),
-                Op::Sex(_) => out.push(Atom::Sex),
-                Op::Step(step, _) => out.push(Atom::Step(step)),
-                Op::Medication(m) => out.push(Atom::Med(m)),
-                Op::Hypersensitive(s) => out.push(Atom::Hyper(s)),
-                Op::AdjunctToPartial(a, b) => {
-                    for &h in slice(&self.hosts, a, b) {
-                        let partial = state::partial_now(p.state(h));
-                        let recorded = p.state(h) & state::NO_OUTCOME == 0 || p.current(h);
-                        if (v == Tri::True && partial) || (v == Tri::False && recorded) {
-                            out.push(Atom::Step(h));
-                        }
-                    }
-                }
-                Op::Not(c) => todo.push(c),
-                Op::All(a, b) => list(slice(&self.args, a, b), Tri::True),
-                Op::All2(x, y) => list(&[x, y], Tri::True),
-                Op::Any(a, b) => list(slice(&self.args, a, b), Tri::False),
-                Op::Any2(x, y) => list(&[x, y], Tri::False),
-                Op::Excluded(a, b) => {
-                    if v != Tri::False {
-                        for &c in slice(&self.args, a, b).iter().rev() {
-                            if node(c) == v {
-                                todo.push(c);
-                            }
-                        }
-                    }
-                }
-                Op::ByOutcome {
-                    step,
-                    set,
-                    excluded,
-                } => {
-                    out.push(Atom::Step(step));
-                    if p.state(step) & set == 0 {
-                        todo.push(excluded);
-                    }
-                }
-                Op::Fired { from, on, excluded } => {
-                    out.push(Atom::Step(from));
-                    let decided = p.state(from) & on != 0;
-                    if let (false, Some(x)) = (decided, excluded) {
-                        todo.push(x);
-                    }
-                }
-                Op::Controls { step, excluded } => {
-                    if state::effective_now(p.state(step)) {
-                        out.push(Atom::Step(step));
-                        todo.push(excluded);
-                    }
-                }
-                Op::Controlled(a, b) => {
-                    todo.extend(slice(&self.args, a, b).iter().rev());
-                }
+            if visits.first(n) {
+                self.expand(n, values, p, out, &mut visits.todo);
             }
         }
     }
+
+    /// The atoms behind node `n`, sorted and each once, found once per node for all the
+    /// explanations of one evaluation (`memo`): linear in the circuit however many rules share
+    /// its nodes.
+    pub fn explain_memo<'m>(
+        &self,
+        n: NodeId,
+        values: &[Tri],
+        p: &Prepared,
+        memo: &'m mut AtomMemo,
+    ) -> &'m [Atom] {
+        if memo.at.len() != self.nodes.len() {
+            memo.at.clear();
+            memo.at.resize(self.nodes.len(), None);
+            memo.store.clear();
+        }
+        memo.stack.clear();
+        memo.stack.push((n, false));
+        while let Some((m, done)) = memo.stack.pop() {
+            if memo.at.get(m as usize).is_none_or(Option::is_some) {
+                continue;
+            }
+            memo.own.clear();
+            memo.kids.clear();
+            self.expand(m, values, p, &mut memo.own, &mut memo.kids);
+            if !done {
+                // Children first (a circuit has no cycles: a node reads only earlier nodes).
+                memo.stack.push((m, true));
+                for &k in &memo.kids {
+                    if memo.at.get(k as usize).is_some_and(Option::is_none) {
+                        memo.stack.push((k, false));
+                    }
+                }
+                continue;
+            }
+            for &k in &memo.kids {
+                if let Some(&Some((a, b))) = memo.at.get(k as usize) {
+                    memo.own.extend_from_slice(slice(&memo.store, a, b));
+                }
+            }
+            memo.own.sort_unstable();
+            memo.own.dedup();
+            let start = memo.store.len();
+            memo.store.extend_from_slice(&memo.own);
+            if let Some(slot) = memo.at.get_mut(m as usize) {
+                *slot = Some(span(start, memo.store.len()));
+            }
+        }
+        match memo.at.get(n as usize) {
+            Some(&Some((a, b))) => slice(&memo.store, a, b),
+            _ => &[],
+        }
+    }
+
+    /// What explaining node `n` finds there: its own atoms (into `out`) and the children that
+    /// explain it (into `todo`).
+    fn expand(
+        &self,
+        n: NodeId,
+        values: &[Tri],
+        p: &Prepared,
+        out: &mut Vec<Atom>,
+        todo: &mut Vec<NodeId>,
+    ) {
+        let node = |n: NodeId| values.get(n as usize).copied().unwrap_or(Tri::Unknown);
+        let Some(op) = self.nodes.get(n as usize) else {
+            return;
+        };
+        let v = node(n);
+        // A conjunction is explained by all its children when true, else by those that made
+        // it false (or unknown); a disjunction the other way round.
+        let mut list = |children: &[NodeId], all: Tri| {
+            for &c in children.iter().rev() {
+                if v == all || values.get(c as usize) == Some(&v) {
+                    todo.push(c);
+                }
+            }
+        };
+        match *op {
+            Op::Const(_) => {}
+            Op::Bool(f) | Op::Known(f) | Op::Imprecise(f) | Op::Code(f, _) | Op::Num(f, _, _) => {
+                out.push(Atom::Fact(f))
+            }
+            Op::Age(..) => out.push(Atom::Age),
+            Op::Sex(_) => out.push(Atom::Sex),
+            Op::Step(step, _) => out.push(Atom::Step(step)),
+            Op::Medication(m) => out.push(Atom::Med(m)),
+            Op::Hypersensitive(s) => out.push(Atom::Hyper(s)),
+            Op::AdjunctToPartial(a, b) => {
+                for &h in slice(&self.hosts, a, b) {
+                    let partial = state::partial_now(p.state(h));
+                    let recorded = p.state(h) & state::NO_OUTCOME == 0 || p.current(h);
+                    if (v == Tri::True && partial) || (v == Tri::False && recorded) {
+                        out.push(Atom::Step(h));
+                    }
+                }
+            }
+            Op::Not(c) => todo.push(c),
+            Op::All(a, b) => list(slice(&self.args, a, b), Tri::True),
+            Op::All2(x, y) => list(&[x, y], Tri::True),
+            Op::Any(a, b) => list(slice(&self.args, a, b), Tri::False),
+            Op::Any2(x, y) => list(&[x, y], Tri::False),
+            Op::Excluded(a, b) => {
+                if v != Tri::False {
+                    for &c in slice(&self.args, a, b).iter().rev() {
+                        if node(c) == v {
+                            todo.push(c);
+                        }
+                    }
+                }
+            }
+            Op::ByOutcome {
+                step,
+                set,
+                excluded,
+            } => {
+                out.push(Atom::Step(step));
+                if p.state(step) & set == 0 {
+                    todo.push(excluded);
+                }
+            }
+            Op::Fired { from, on, excluded } => {
+                out.push(Atom::Step(from));
+                let decided = p.state(from) & on != 0;
+                if let (false, Some(x)) = (decided, excluded) {
+                    todo.push(x);
+                }
+            }
+            Op::Controls { step, excluded } => {
+                if state::effective_now(p.state(step)) {
+                    out.push(Atom::Step(step));
+                    todo.push(excluded);
+                }
+            }
+            Op::Controlled(a, b) => {
+                todo.extend(slice(&self.args, a, b).iter().rev());
+            }
+        }
+    }
+}
+
+/// The atoms found behind each node so far in one evaluation (see [`Circuit::explain_memo`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AtomMemo {
+    /// Per node, its atoms' range in `store`, once found.
+    at: Vec<Option<(u32, u32)>>,
+    store: Vec<Atom>,
+    stack: Vec<(NodeId, bool)>,
+    own: Vec<Atom>,
+    kids: Vec<NodeId>,
 }
 
 /// Which nodes one explanation has visited, kept between explanations so that starting a new

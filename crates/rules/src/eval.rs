@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use pathway_core::{Date, FactValue, Profile, Sex, Status, Step};
 
-use crate::circuit::{Circuit, NodeId, Visits, state};
+use crate::circuit::{AtomMemo, Circuit, NodeId, Visits, state};
 use crate::error::ProfileError;
 use crate::plan::{StepPlan, Word};
 use crate::recommendation::{FactUse, Reason, Recommendation, StepResult};
@@ -1132,8 +1132,35 @@ impl Evaluation {
 
     /// The atoms behind a reason, computed from the kept profile and memo.
     fn atoms_of(&self, rs: &RuleSet, r: &ReasonEval) -> Vec<Atom> {
+        let Some(node) = Self::node_of(rs, r) else {
+            return Vec::new();
+        };
+        let mut atoms = Vec::new();
+        rs.compiled
+            .circuit
+            .explain(node, &self.nodes, &self.prepared, &mut atoms);
+        atoms.sort_unstable();
+        atoms.dedup();
+        atoms
+    }
+
+    /// As [`Evaluation::atoms_of`], sharing what was found at each node with the other reasons
+    /// of this evaluation.
+    fn atoms_memo(&self, rs: &RuleSet, r: &ReasonEval, memo: &mut AtomMemo) -> Vec<Atom> {
+        match Self::node_of(rs, r) {
+            Some(node) => rs
+                .compiled
+                .circuit
+                .explain_memo(node, &self.nodes, &self.prepared, memo)
+                .to_vec(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The circuit node of a reason's condition.
+    fn node_of(rs: &RuleSet, r: &ReasonEval) -> Option<NodeId> {
         let c = &rs.compiled;
-        let node = match r.rule {
+        match r.rule {
             RuleRef::Applicability => Some(c.applicability),
             RuleRef::NoIndication => None,
             RuleRef::Rule(_) => c
@@ -1141,14 +1168,7 @@ impl Evaluation {
                 .get(usize::from(r.step))
                 .and_then(|plan| plan.nodes.get(usize::from(r.at)))
                 .copied(),
-        };
-        let Some(node) = node else { return Vec::new() };
-        let mut atoms = Vec::new();
-        c.circuit
-            .explain(node, &self.nodes, &self.prepared, &mut atoms);
-        atoms.sort_unstable();
-        atoms.dedup();
-        atoms
+        }
     }
 
     fn describe(&self, rs: &RuleSet, profile: &Profile, a: Atom) -> FactUse {
@@ -1199,6 +1219,7 @@ impl Evaluation {
     /// the values as recorded and their provenance).
     pub fn to_recommendation(&self, rs: &RuleSet, profile: &Profile) -> Recommendation {
         let mut all_missing = std::collections::BTreeSet::new();
+        let mut memo = AtomMemo::default();
         let steps = self
             .steps(rs)
             .map(|view| {
@@ -1220,7 +1241,7 @@ impl Evaluation {
                         },
                         sources: r.rule().map_or_else(Vec::new, |x| x.sources.clone()),
                         facts: self
-                            .atoms_of(rs, &r.r)
+                            .atoms_memo(rs, &r.r, &mut memo)
                             .into_iter()
                             .map(|a| self.describe(rs, profile, a))
                             .collect(),
@@ -1263,6 +1284,28 @@ impl Evaluation {
 mod tests {
     use super::*;
     use pathway_core::Date;
+
+    /// The memoised explanation finds, at every node, what a walk from that node finds.
+    #[test]
+    fn memoised_explanation_equals_the_walk_at_every_node() {
+        let rs = RuleSet::ms_spasticity().unwrap();
+        let circuit = &rs.compiled.circuit;
+        for p in crate::PatientGenerator::new(&rs, 5).take(200) {
+            let mut e = Evaluation::default();
+            rs.evaluate_into(&rs.prepare(&p).unwrap(), &mut e);
+            let mut memo = AtomMemo::default();
+            // Nodes in an order that reaches shared ones both first and later.
+            for n in (0..circuit.len()).rev().chain(0..circuit.len()) {
+                let n = NodeId::try_from(n).unwrap();
+                let mut walk = Vec::new();
+                circuit.explain(n, &e.nodes, &e.prepared, &mut walk);
+                walk.sort_unstable();
+                walk.dedup();
+                let memoised = circuit.explain_memo(n, &e.nodes, &e.prepared, &mut memo);
+                assert_eq!(memoised, walk.as_slice(), "node {n}");
+            }
+        }
+    }
 
     #[test]
     fn bits_are_listed_lowest_first() {
