@@ -166,6 +166,10 @@ def test_wrong_inputs_are_typed_errors(rules):
         pathway.evaluate_table(rules, pa.array([1, 2]), date=DATE)
     with pytest.raises(pathway.PathwayError, match="YYYY-MM-DD"):
         pathway.evaluate_table(rules, [b"{}"], date="22/11/2026")
+    with pytest.raises(pathway.PathwayError, match="list of Bundles"):
+        pathway.evaluate_table(rules, b'{"resourceType":"Bundle"}', date=DATE)
+    with pytest.raises(pathway.PathwayError, match="list of Bundles"):
+        pathway.evaluate_many(rules, '{"resourceType":"Bundle"}', date=DATE)
     empty = pathway.evaluate_table(rules, [], date=DATE)
     assert empty.num_rows == 0 and empty.column_names == COLUMNS
 

@@ -158,6 +158,8 @@ def _dict(result: Any) -> Dict[str, Any]:
 
 def _population(bundles: Any) -> Any:
     """Lists, tuples and Arrow arrays go to Rust as they are; other iterables become a list."""
+    if isinstance(bundles, (str, bytes, bytearray)):
+        raise PathwayError("one Bundle was given where a population is expected: pass a list of Bundles")
     if isinstance(bundles, (list, tuple)) or hasattr(bundles, "__arrow_c_array__") or hasattr(bundles, "chunks"):
         return bundles
     return list(bundles)
