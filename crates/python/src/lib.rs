@@ -432,6 +432,18 @@ struct Compact {
 }
 
 impl Summaries {
+    /// Room for `records` records of `steps` steps (as `Columns::new`: a buffer that outgrows
+    /// its room is reallocated, and fresh memory costs page faults).
+    fn with_capacity(records: usize, steps: usize) -> Summaries {
+        let rows = records * steps;
+        Summaries {
+            names: String::with_capacity(rows * 32),
+            steps: Vec::with_capacity(rows),
+            spans: Vec::with_capacity(rows * 2),
+            records: Vec::with_capacity(records),
+        }
+    }
+
     fn add(&mut self, ev: &mut Evaluator<'_>, bytes: Option<&[u8]>) {
         match bytes.map(|b| ev.run(b)) {
             Some(Ok(reading)) => self.ok(ev, reading),
@@ -607,6 +619,7 @@ fn summary_dicts(
     let chunk = chunk_size(len, workers);
     let chunks = len.div_ceil(chunk);
     let next = AtomicUsize::new(0);
+    let steps = rs.ladder().len();
     let mut dicts = Dicts::new(py, rs);
     let mut parts: Vec<Option<Vec<Outcome>>> = (0..chunks).map(|_| None).collect();
     let (tx, mut rx) = std::sync::mpsc::channel::<(usize, Summaries)>();
@@ -624,7 +637,7 @@ fn summary_dicts(
                             break;
                         }
                         let start = i * chunk;
-                        let mut s = Summaries::default();
+                        let mut s = Summaries::with_capacity(chunk, steps);
                         for b in records
                             .get(start..len.min(start + chunk))
                             .unwrap_or_default()
@@ -809,14 +822,24 @@ struct Columns {
 }
 
 impl Columns {
+    /// Builders sized for `rows` rows with room to spare (generated patients average 13 bytes
+    /// of patient id, 11 of step id, 7 of status, 1.2 rule ids of 18 bytes and 0.15 missing
+    /// facts of 13 bytes a row): a builder that outgrows its buffer reallocates it, and fresh
+    /// memory for large buffers costs page faults.
     fn new(rows: usize) -> Columns {
         Columns {
             record: Int64Builder::with_capacity(rows),
-            patient: StringBuilder::with_capacity(rows, rows * 16),
-            step: StringBuilder::with_capacity(rows, rows * 12),
-            status: StringBuilder::with_capacity(rows, rows * 7),
-            rules: ListBuilder::with_capacity(StringBuilder::new(), rows),
-            missing: ListBuilder::with_capacity(StringBuilder::new(), rows),
+            patient: StringBuilder::with_capacity(rows, rows * 24),
+            step: StringBuilder::with_capacity(rows, rows * 16),
+            status: StringBuilder::with_capacity(rows, rows * 8),
+            rules: ListBuilder::with_capacity(
+                StringBuilder::with_capacity(rows * 2, rows * 40),
+                rows,
+            ),
+            missing: ListBuilder::with_capacity(
+                StringBuilder::with_capacity(rows / 2, rows * 8),
+                rows,
+            ),
             error: StringBuilder::with_capacity(rows, 0),
         }
     }
