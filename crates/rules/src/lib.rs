@@ -31,23 +31,19 @@
 //! ```
 #![forbid(unsafe_code)]
 
-mod circuit;
-mod cond;
+mod compile;
 mod error;
-mod eval;
-mod expr;
-mod file;
+mod evaluate;
 mod generate;
-mod lint;
-mod plan;
-mod recommendation;
+mod language;
+mod results;
 mod ruleset;
 mod tri;
 
 pub use error::{Diagnostic, ErrorKind, LoadError, Location, ProfileError, Severity};
-pub use eval::{Evaluation, Prepared, ReasonView, StepView, Violation};
+pub use evaluate::{Evaluation, Prepared, ReasonView, StepView, Violation};
 pub use generate::PatientGenerator;
-pub use recommendation::{FactUse, Reason, Recommendation, Role, StepResult, Unrecognized};
+pub use results::{FactUse, Reason, Recommendation, Role, StepResult, Unrecognized};
 pub use ruleset::{
     Absent, Assertion, Derived, Effect, FactDef, FactKind, IfUnknown, MS_SPASTICITY_TOML, Rule,
     RuleSet, Source, Stamp,
@@ -70,7 +66,7 @@ pub mod schema {
     /// assert!(s["properties"]["rule"].is_object());
     /// ```
     pub fn ruleset() -> Value {
-        value(schemars::schema_for!(crate::file::Document))
+        value(schemars::schema_for!(crate::language::file::Document))
     }
 
     /// The patient profile (JSON).

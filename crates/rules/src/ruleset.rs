@@ -11,12 +11,12 @@ use toml::Spanned;
 
 use rustc_hash::FxHashMap;
 
-use crate::circuit::{Builder, Circuit, Graph, NodeId};
-use crate::cond::{Cond, Scope, reserved};
+use crate::compile::circuit::{Builder, Circuit, Graph, NodeId};
+use crate::compile::cond::{Cond, Scope, reserved};
+use crate::compile::plan::{PlanRule, StepPlan};
 use crate::error::{Diagnostic, ErrorKind, LoadError};
-use crate::expr;
-use crate::file::{Document, EffectDoc, FactType, RuleDoc, UnknownDoc};
-use crate::plan::{PlanRule, StepPlan};
+use crate::language::expr;
+use crate::language::file::{Document, EffectDoc, FactType, RuleDoc, UnknownDoc};
 
 /// What a rule does to the status of its steps when its condition holds.
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -495,7 +495,7 @@ impl RuleSet {
     pub fn warnings(&self) -> &[Diagnostic] {
         self.warnings.get_or_init(|| {
             let c = &self.compiled;
-            let found = crate::lint::lint(
+            let found = crate::compile::lint::lint(
                 &self.ladder,
                 &self.rules,
                 &c.step_rules,
@@ -533,7 +533,7 @@ fn hash(doc: &Document) -> String {
     for p in parts {
         p.write(&mut buf);
     }
-    let mut rules: Vec<&crate::file::RuleDoc> = doc.rules.iter().collect();
+    let mut rules: Vec<&crate::language::file::RuleDoc> = doc.rules.iter().collect();
     rules.sort_by(|a, b| a.id.get_ref().cmp(b.id.get_ref()));
     for r in rules {
         erased::Part::write(r, &mut buf);
@@ -791,7 +791,7 @@ impl<'t> Compiler<'t> {
 
     fn check_sources(
         &mut self,
-        doc_sources: &BTreeMap<String, crate::file::SourceDoc>,
+        doc_sources: &BTreeMap<String, crate::language::file::SourceDoc>,
         owner: &Spanned<String>,
         keys: &[Spanned<String>],
     ) {
@@ -1890,7 +1890,7 @@ impl<'c> DerivedInfo<'c> {
                     | Cond::Known(f)
                     | Cond::Imprecise(f)
                     | Cond::Code(f, _)
-                    | Cond::Num(crate::cond::NumSrc::Fact(f), _, _) => {
+                    | Cond::Num(crate::compile::cond::NumSrc::Fact(f), _, _) => {
                         r.facts.insert(*f);
                     }
                     Cond::Derived(d) => {

@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use pathway_core::{Date, FactValue, Profile, Sex, Status, Step};
 
-use crate::circuit::{AtomMemo, Circuit, NodeId, Visits, state};
+use crate::compile::circuit::{AtomMemo, Circuit, NodeId, Visits, state};
+use crate::compile::plan::{StepPlan, Word};
 use crate::error::ProfileError;
-use crate::plan::{StepPlan, Word};
-use crate::recommendation::{FactUse, Reason, Recommendation, StepResult};
+use crate::results::{FactUse, Reason, Recommendation, StepResult};
 use crate::ruleset::{Absent, Effect, FactKind, Rule, RuleSet};
 use crate::tri::Tri;
 

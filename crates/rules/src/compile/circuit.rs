@@ -15,9 +15,9 @@ use std::cell::Cell;
 use pathway_core::OutcomeSet;
 use rustc_hash::FxHashMap;
 
-use crate::cond::{Cond, NumSrc};
-use crate::eval::{Atom, Prepared, Val};
-use crate::expr::CmpOp;
+use crate::compile::cond::{Cond, NumSrc};
+use crate::evaluate::{Atom, Prepared, Val};
+use crate::language::expr::CmpOp;
 use crate::ruleset::EdgeC;
 use crate::tri::Tri;
 

@@ -6,10 +6,10 @@ use std::ops::Range;
 use pathway_core::Ladder;
 use toml::Spanned;
 
-use crate::cond::{Cond, NumSrc};
+use crate::compile::cond::{Cond, NumSrc};
 use crate::error::{Diagnostic, ErrorKind};
-use crate::expr::CmpOp;
-use crate::file::Document;
+use crate::language::expr::CmpOp;
+use crate::language::file::Document;
 use crate::ruleset::{Effect, Rule};
 
 /// At most this many distinct leaves are enumerated; larger conditions are assumed satisfiable.

@@ -6,7 +6,7 @@
 //! 64 rules to a [`Word`]. Walking set bits from low to high therefore lists reasons in order
 //! without sorting.
 
-use crate::circuit::NodeId;
+use crate::compile::circuit::NodeId;
 use crate::ruleset::{Effect, IfUnknown};
 use crate::tri::Tri;
 

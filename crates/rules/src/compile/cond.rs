@@ -5,7 +5,7 @@ use std::ops::Range;
 use pathway_core::{Outcome, OutcomeSet};
 
 use crate::error::ErrorKind;
-use crate::expr::{Arg, Ast, CmpOp, Name, Value};
+use crate::language::expr::{Arg, Ast, CmpOp, Name, Value};
 use crate::ruleset::FactKind;
 
 /// Where a number comes from.
