@@ -2,7 +2,8 @@
 
 use pathway_core::{Date, FactValue, Outcome, Profile, Sex, StepKind, StepRecord};
 
-use crate::ruleset::{Absent, FactKind, RuleSet};
+use crate::model::{Absent, FactKind};
+use crate::ruleset::RuleSet;
 
 /// Generates varied, valid profiles for a rule set, reproducibly from a seed.
 ///

@@ -36,6 +36,7 @@ mod error;
 mod evaluate;
 mod generate;
 mod language;
+mod model;
 mod results;
 mod ruleset;
 mod tri;
@@ -43,11 +44,11 @@ mod tri;
 pub use error::{Diagnostic, ErrorKind, LoadError, Location, ProfileError, Severity};
 pub use evaluate::{Evaluation, Prepared, ReasonView, StepView, Violation};
 pub use generate::PatientGenerator;
-pub use results::{FactUse, Reason, Recommendation, Role, StepResult, Unrecognized};
-pub use ruleset::{
-    Absent, Assertion, Derived, Effect, FactDef, FactKind, IfUnknown, MS_SPASTICITY_TOML, Rule,
-    RuleSet, Source, Stamp,
+pub use model::{
+    Absent, Assertion, Derived, Effect, FactDef, FactKind, IfUnknown, Rule, Source, Stamp,
 };
+pub use results::{FactUse, Reason, Recommendation, Role, StepResult, Unrecognized};
+pub use ruleset::{MS_SPASTICITY_TOML, RuleSet};
 pub use tri::Tri;
 
 /// JSON Schemas of what Pathway reads and writes (feature `schema`).

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use pathway_core::{Date, Status, StepId};
 use serde::{Deserialize, Serialize};
 
-use crate::ruleset::{Effect, Stamp};
+use crate::model::{Effect, Stamp};
 use crate::tri::Tri;
 
 /// A fact a rule read, with its value and where it came from.

@@ -6,7 +6,7 @@ use pathway_core::{Outcome, OutcomeSet};
 
 use crate::error::ErrorKind;
 use crate::language::expr::{Arg, Ast, CmpOp, Name, Value};
-use crate::ruleset::FactKind;
+use crate::model::FactKind;
 
 /// Where a number comes from.
 #[derive(Debug, Clone, Copy, PartialEq)]

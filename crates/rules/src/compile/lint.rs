@@ -10,7 +10,7 @@ use crate::compile::cond::{Cond, NumSrc};
 use crate::error::{Diagnostic, ErrorKind};
 use crate::language::expr::CmpOp;
 use crate::language::file::Document;
-use crate::ruleset::{Effect, Rule};
+use crate::model::{Effect, Rule};
 
 /// At most this many distinct leaves are enumerated; larger conditions are assumed satisfiable.
 const MAX_LEAVES: usize = 16;

@@ -7,7 +7,7 @@
 //! without sorting.
 
 use crate::compile::circuit::NodeId;
-use crate::ruleset::{Effect, IfUnknown};
+use crate::model::{Effect, IfUnknown};
 use crate::tri::Tri;
 
 /// One rule of a step, as the compiler hands it over.

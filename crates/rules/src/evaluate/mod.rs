@@ -15,8 +15,9 @@ use pathway_core::{Date, FactValue, Profile, Sex, Status, Step};
 use crate::compile::circuit::{AtomMemo, Circuit, NodeId, Visits, state};
 use crate::compile::plan::{StepPlan, Word};
 use crate::error::ProfileError;
+use crate::model::{Absent, Effect, FactKind, Rule};
 use crate::results::{FactUse, Reason, Recommendation, StepResult};
-use crate::ruleset::{Absent, Effect, FactKind, Rule, RuleSet};
+use crate::ruleset::RuleSet;
 use crate::tri::Tri;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -840,7 +841,7 @@ fn decide_words(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation<'a> {
     /// The assertion.
-    pub assertion: &'a crate::ruleset::Assertion,
+    pub assertion: &'a crate::model::Assertion,
     /// The step.
     pub step: &'a str,
     /// The step's status.
