@@ -4,4 +4,5 @@
 pub(crate) mod circuit;
 pub(crate) mod cond;
 pub(crate) mod lint;
+pub(crate) mod names;
 pub(crate) mod plan;
