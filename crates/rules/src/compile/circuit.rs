@@ -16,9 +16,9 @@ use pathway_core::OutcomeSet;
 use rustc_hash::FxHashMap;
 
 use crate::compile::cond::{Cond, NumSrc};
+use crate::compile::graph::EdgeC;
 use crate::evaluate::{Atom, Prepared, Val};
 use crate::language::expr::CmpOp;
-use crate::ruleset::EdgeC;
 use crate::tri::Tri;
 
 /// A step's record as one byte: bit `o` for its outcome `o` (declaration order), or

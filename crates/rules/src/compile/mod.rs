@@ -3,6 +3,7 @@
 
 pub(crate) mod circuit;
 pub(crate) mod cond;
+pub(crate) mod graph;
 pub(crate) mod lint;
 pub(crate) mod names;
 pub(crate) mod plan;
