@@ -2,6 +2,7 @@
 //! into one circuit, per-step plans; and the lint over the compiled conditions.
 
 pub(crate) mod circuit;
+pub(crate) mod compiler;
 pub(crate) mod cond;
 pub(crate) mod graph;
 pub(crate) mod lint;
