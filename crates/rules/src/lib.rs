@@ -36,6 +36,8 @@ mod error;
 mod evaluate;
 mod generate;
 mod language;
+#[cfg(test)]
+mod layering;
 mod model;
 mod results;
 mod ruleset;
