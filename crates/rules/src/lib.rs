@@ -31,6 +31,10 @@
 //! ```
 #![forbid(unsafe_code)]
 
+// Layers, lowest first; a module imports only from modules below it (src/layering.rs checks
+// it): tri, error | language (expr, file) | model, results | compile (cond, names, graph,
+// circuit, plan, lint, compiler) | ruleset | evaluate (prepared, run, profile, decide, mod) |
+// generate. ARCHITECTURE.md says what each is for.
 mod compile;
 mod error;
 mod evaluate;

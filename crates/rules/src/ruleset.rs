@@ -1,4 +1,6 @@
-//! A loaded, validated and compiled rule set.
+//! A loaded, validated and compiled rule set: [`RuleSet`], assembled from the compiler's
+//! [`Parts`] and the file they came from; loading, the accessors, the content stamp and the
+//! lint warnings (both found on demand). Evaluating one is `evaluate/`'s.
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -3,9 +3,12 @@
 //! Every distinct sub-condition of every rule is one node, stored after the nodes it reads.
 //! Derived facts, "this step is excluded" and "this escalation edge was taken" are nodes like any
 //! other, shared by every condition that reads them. Evaluating a patient is one loop over a
-//! flat table, writing one [`Tri`] per node: no recursion, no memo checks, no pointer chasing,
+//! flat table, writing one [`Tri`](crate::tri::Tri) per node: no recursion, no memo checks, no pointer chasing,
 //! and no allocation once the value buffer has grown. Explanations walk the same nodes and read
 //! the values already computed.
+//!
+//! This file holds the structure and its [`Builder`]; running and explaining a circuit over a
+//! patient is evaluation's (`evaluate/run.rs`, an `impl Circuit` one layer up).
 //!
 //! Architecture invariant: a node reads only nodes with smaller ids. The compiler guarantees it:
 //! derived facts are acyclic, and exclusions cannot read availability, which exclusions define.

@@ -1,4 +1,5 @@
-//! Compiled conditions: names resolved to dense indices, ready to evaluate.
+//! Compiled conditions ([`Cond`]): a parsed condition's names resolved to dense indices through
+//! a [`Scope`], with its types checked; built-in predicates and reserved names.
 
 use std::ops::Range;
 

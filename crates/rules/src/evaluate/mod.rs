@@ -7,6 +7,10 @@
 //!    the rules behind it, the facts they read and the missing facts, as indices;
 //! 3. [`Evaluation::to_recommendation`] (or [`RuleSet::evaluate`], which does all three)
 //!    builds the readable, serialisable [`Recommendation`].
+//!
+//! Files, lowest first: `prepared.rs` (the indexed profile), `run.rs` (running and explaining
+//! the circuit), `profile.rs` (preparing a profile), `decide.rs` (one step's status, reasons
+//! and missing facts); this one holds [`Evaluation`], its views and the [`Recommendation`].
 
 mod decide;
 mod prepared;

@@ -32,7 +32,7 @@ pub(crate) fn at<T: Copy>(v: &[T], i: impl Into<usize>, default: T) -> T {
 
 /// A profile checked against a rule set's catalogue and indexed for evaluation.
 ///
-/// Reuse one with [`RuleSet::prepare_into`] to evaluate many patients without allocating.
+/// Reuse one with [`RuleSet::prepare_into`](crate::RuleSet::prepare_into) to evaluate many patients without allocating.
 #[derive(Debug, Clone, Default)]
 pub struct Prepared {
     pub(crate) vals: Vec<Val>,
