@@ -1,7 +1,8 @@
 //! The ladder's structure and the derived facts' dependencies, indexed for compiling: escalation
 //! edges and the edges into each step, same-tier escalations (`exhausted`), adjunct hosts and
-//! tiers ([`GraphIndex`]); which derived facts are on a cycle or build on one too deep, and what a condition reads
-//! through derived facts ([`DerivedInfo`], [`Reads`]).
+//! tiers ([`GraphIndex`]); which derived facts are on a cycle and how deep each builds on
+//! others ([`DerivedInfo::chains`]), and what a condition reads through derived facts
+//! ([`Reads`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
