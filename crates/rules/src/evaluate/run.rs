@@ -1,6 +1,7 @@
 //! Running a compiled [`Circuit`] over a [`Prepared`] profile (one pass over a flat table, one
 //! [`Tri`] per node) and explaining a node's value: the [`Atom`]s (facts, age, sex, step
-//! records, medication classes, hypersensitivities) that made it come out as it did.
+//! records, medication classes, hypersensitivities) that made it come out as it did, each node
+//! visited once ([`Visits`]), or once for a whole evaluation ([`AtomMemo`]).
 
 use std::cell::Cell;
 
