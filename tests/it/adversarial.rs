@@ -7,6 +7,8 @@
 use pathway::core::{Date, Profile, Status};
 use pathway::rules::{ErrorKind, LoadError, RuleSet};
 
+use crate::support::only;
+
 /// The illustration rule set, a small ladder written only through the public format.
 const BASE: &str = include_str!("../../fixtures/rulesets/illustration-knee-pain.toml");
 
@@ -32,13 +34,7 @@ fn patient() -> Profile {
 
 /// The one error, which must be located in the file.
 fn located_error(err: &LoadError, needle: &str) -> (usize, usize) {
-    let errors: Vec<_> = err
-        .diagnostics()
-        .iter()
-        .filter(|d| d.kind() != ErrorKind::Lint)
-        .collect();
-    assert_eq!(errors.len(), 1, "{err}");
-    let d = errors[0];
+    let d = only(err);
     assert!(d.message().contains(needle), "{d}");
     let loc = d.location().expect("located");
     (loc.line, loc.column)
@@ -179,20 +175,11 @@ fn chain(n: usize) -> String {
 fn a_chain_of_derived_facts_deeper_than_the_limit_is_refused_once_where_it_passes_it() {
     // 2,000 derived facts each reading the one before: compiling it would recurse 2,000 deep.
     let err = load(&with(&chain(2_000))).expect_err("too deep");
-    let errors: Vec<_> = err
-        .diagnostics()
-        .iter()
-        .filter(|d| d.kind() != ErrorKind::Lint)
-        .collect();
     // Only the first fact past 16 levels is reported, at its condition.
-    assert_eq!(errors.len(), 1, "{err}");
-    assert_eq!(errors[0].rule_id(), Some("d16"));
-    assert!(
-        errors[0].message().contains("more than 16 deep"),
-        "{}",
-        errors[0]
-    );
-    assert!(errors[0].location().is_some());
+    let d = only(&err);
+    assert_eq!(d.rule_id(), Some("d16"));
+    assert!(d.message().contains("more than 16 deep"), "{d}");
+    assert!(d.location().is_some());
     // Sixteen levels load.
     let rs = load(&with(&chain(16))).expect("16 levels load");
     let rec = rs.evaluate(&patient()).unwrap();

@@ -4,6 +4,8 @@
 use pathway::rules::{Diagnostic, ErrorKind, LoadError, MS_SPASTICITY_TOML, RuleSet};
 use proptest::prelude::*;
 
+use crate::support::only;
+
 fn load(text: &str) -> Result<RuleSet, LoadError> {
     RuleSet::from_toml("ms.toml", text)
 }
@@ -17,16 +19,6 @@ fn mutate(from: &str, to: &str) -> (String, LoadError) {
     let text = MS_SPASTICITY_TOML.replacen(from, to, 1);
     let err = load(&text).expect_err("the mutation should be rejected");
     (text, err)
-}
-
-fn only(err: &LoadError) -> &Diagnostic {
-    let errors: Vec<_> = err
-        .diagnostics()
-        .iter()
-        .filter(|d| d.kind() != ErrorKind::Lint)
-        .collect();
-    assert_eq!(errors.len(), 1, "{err}");
-    errors[0]
 }
 
 /// The diagnostic's line and column point at `needle` in the mutated text.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use pathway::core::{Date, FactValue, Outcome, Profile, Sex, StepRecord};
-use pathway::rules::RuleSet;
+use pathway::rules::{Diagnostic, ErrorKind, LoadError, RuleSet};
 use serde_json::Value;
 
 /// The evaluation date of every vignette.
@@ -143,4 +143,15 @@ pub fn profile_from_summary(p: &Value) -> Profile {
         }
     }
     profile
+}
+
+/// The one error (not a lint warning) a rule set was refused for.
+pub fn only(err: &LoadError) -> &Diagnostic {
+    let errors: Vec<_> = err
+        .diagnostics()
+        .iter()
+        .filter(|d| d.kind() != ErrorKind::Lint)
+        .collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    errors[0]
 }
